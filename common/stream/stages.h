@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The simple stream stages. Each constructor takes the successor (owned)
+ * and cannot fail. Results of hash and count are valid after finish.
+ */
+#ifndef STREAM_STAGES_H
+#define STREAM_STAGES_H
+
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "stream/sink.h"
+
+/* SHA-256 of everything passing through; digest filled at finish. */
+struct sink *hash_sink_new(struct sink *next, unsigned char digest[32]);
+/* Counts bytes passing through (*count updated on every write). */
+struct sink *count_sink_new(struct sink *next, uint64_t *count);
+/* zstd compress / decompress (level 0 = default 3). */
+struct sink *zstd_sink_new(struct sink *next, int level);
+struct sink *unzstd_sink_new(struct sink *next);
+/* gzip (RFC 1952) compress / decompress (level 0 = default 6). */
+struct sink *gzip_sink_new(struct sink *next, int level);
+struct sink *gunzip_sink_new(struct sink *next);
+/* Terminal: write to an fd (not closed); what names it in errors. */
+struct sink *fd_sink_new(int fd, const char *what);
+/* Terminal: append to a buf (owned by the caller), failing beyond max bytes (0 = no limit). */
+struct sink *buf_sink_new(struct buf *out, size_t max);
+/*
+ * Terminal: write to path atomically: a temp file beside it, fsync, rename,
+ * fsync the directory at finish; unlinked if freed unfinished.
+ */
+struct sink *atomic_file_sink_new(const char *path, int mode);
+/* Terminal: discard everything. */
+struct sink *null_sink_new(void);
+
+#endif
