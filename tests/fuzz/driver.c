@@ -72,8 +72,9 @@ run_path(const char *path)
         if (de->d_name[0] == '.')
             continue;
         names = realloc(names, (n + 1) * sizeof(*names));
-        names[n] = malloc(strlen(path) + strlen(de->d_name) + 2);
-        sprintf(names[n], "%s/%s", path, de->d_name); /* sized above */
+        size_t sz = strlen(path) + strlen(de->d_name) + 2;
+        names[n] = malloc(sz);
+        snprintf(names[n], sz, "%s/%s", path, de->d_name);
         n++;
     }
     closedir(d);
