@@ -69,9 +69,10 @@ static int check_n, check_failed_total, check_cur_failed;
                        err_kind_name((errp)->kind), err_kind_name(want_kind), (errp)->msg);        \
                 check_cur_failed = 1;                                                              \
             }                                                                                      \
-            if ((want_msg) && strcmp((errp)->msg, (want_msg) ? (want_msg) : "") != 0) {            \
+            const char *check_wm_ = (want_msg);                                                    \
+            if (check_wm_ && strcmp((errp)->msg, check_wm_) != 0) {                                \
                 printf("# %s:%d: message \"%s\", want \"%s\"\n", __FILE__, __LINE__,               \
-                       (errp)->msg, (want_msg) ? (want_msg) : "");                                 \
+                       (errp)->msg, check_wm_);                                                    \
                 check_cur_failed = 1;                                                              \
             }                                                                                      \
         }                                                                                          \
