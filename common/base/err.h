@@ -30,9 +30,9 @@ enum err_kind {
 struct err {
     enum err_kind kind;
     int sys_errno;
-    bool retryable; /* e.g. HTTP 503, connection reset */
-    int http_status;     /* 0 when not an HTTP error */
-    char code[64];       /* remote error code, e.g. "SignatureDoesNotMatch", or "" */
+    bool retryable;  /* e.g. HTTP 503, connection reset */
+    int http_status; /* 0 when not an HTTP error */
+    char code[64];   /* remote error code, e.g. "SignatureDoesNotMatch", or "" */
     char msg[512];
 };
 

@@ -23,20 +23,23 @@ enum opt_type {
 };
 
 struct opt_def {
-    const char *name;     /* "s3-region" */
-    char short_name;      /* 'D' or 0 */
+    const char *name; /* "s3-region" */
+    char short_name;  /* 'D' or 0 */
     enum opt_type type;
     unsigned flags;       /* OPT_SECRET, OPT_NO_ENV ... */
     const char *arg_name; /* "URL" in --help; NULL for bools */
     const char *help;     /* one line */
 };
 
-#define OPT_SECRET 1u   /* never printed; config file must be private */
-#define OPT_NO_FILE 2u  /* not read from the config file (e.g. "config" itself) */
-#define OPT_NO_ENV 4u   /* not read from the environment */
+#define OPT_SECRET 1u  /* never printed; config file must be private */
+#define OPT_NO_FILE 2u /* not read from the config file (e.g. "config" itself) */
+#define OPT_NO_ENV 4u  /* not read from the environment */
 
 /* Terminates an opt_def array. */
-#define OPT_END {NULL, 0, OPT_STRING, 0, NULL, NULL}
+#define OPT_END                                                                                    \
+    {                                                                                              \
+        NULL, 0, OPT_STRING, 0, NULL, NULL                                                         \
+    }
 
 struct opts;
 

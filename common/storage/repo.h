@@ -23,47 +23,47 @@ enum repo_uri_style { REPO_URI_PATH = 0, REPO_URI_HOST };
 /* Everything a backend may need; unset strings are NULL. Filled by the options layer. */
 struct repo_opts {
     /* S3 */
-    const char *s3_endpoint;     /* "https://host:port"; NULL = AWS regional endpoint */
-    const char *s3_region;       /* NULL = "us-east-1" */
+    const char *s3_endpoint; /* "https://host:port"; NULL = AWS regional endpoint */
+    const char *s3_region;   /* NULL = "us-east-1" */
     enum repo_uri_style s3_uri_style;
-    bool s3_uri_style_set;       /* false: host style for AWS, path style for a custom endpoint */
-    const char *s3_ca_file;      /* CA bundle; NULL = system default (or AWS_CA_BUNDLE) */
-    const char *s3_ca_path;      /* CA directory */
-    bool s3_no_verify_tls;       /* only for tests; never the default */
+    bool s3_uri_style_set;  /* false: host style for AWS, path style for a custom endpoint */
+    const char *s3_ca_file; /* CA bundle; NULL = system default (or AWS_CA_BUNDLE) */
+    const char *s3_ca_path; /* CA directory */
+    bool s3_no_verify_tls;  /* only for tests; never the default */
     const char *s3_access_key_id;
     const char *s3_secret_access_key;
     const char *s3_session_token;
-    const char *s3_profile;      /* AWS_PROFILE */
-    const char *s3_sse;          /* NULL, "AES256" or "aws:kms" */
+    const char *s3_profile; /* AWS_PROFILE */
+    const char *s3_sse;     /* NULL, "AES256" or "aws:kms" */
     const char *s3_sse_kms_key_id;
     bool s3_sse_customer_key_set;
     unsigned char s3_sse_customer_key[32];
-    uint64_t s3_part_size;       /* multipart part size; 0 = default (16 MiB) */
-    int parallel;                /* concurrent transfers; 0 = default (4) */
-    int retries;                 /* attempts after the first; -1 = default (4) */
-    int timeout_ms;              /* deadline of one request attempt; 0 = default (60 s) */
-    int connect_timeout_ms;      /* 0 = default (10 s) */
-    bool imds_disabled;          /* do not ask instance metadata for credentials */
-    const char *imds_endpoint;   /* override of http://169.254.169.254 (tests) */
+    uint64_t s3_part_size;     /* multipart part size; 0 = default (16 MiB) */
+    int parallel;              /* concurrent transfers; 0 = default (4) */
+    int retries;               /* attempts after the first; -1 = default (4) */
+    int timeout_ms;            /* deadline of one request attempt; 0 = default (60 s) */
+    int connect_timeout_ms;    /* 0 = default (10 s) */
+    bool imds_disabled;        /* do not ask instance metadata for credentials */
+    const char *imds_endpoint; /* override of http://169.254.169.254 (tests) */
 };
 
 /* Zero plus defaults marked as "unset" (retries = -1). */
 void repo_opts_init(struct repo_opts *o);
 
 struct repo_stat {
-    uint64_t size;         /* stored bytes */
-    int64_t mtime;         /* seconds since the epoch */
-    char etag[80];         /* without quotes; "" for file:// */
-    char sse[16];          /* "", "AES256" or "aws:kms" as reported by the server */
+    uint64_t size; /* stored bytes */
+    int64_t mtime; /* seconds since the epoch */
+    char etag[80]; /* without quotes; "" for file:// */
+    char sse[16];  /* "", "AES256" or "aws:kms" as reported by the server */
     char sse_kms_key_id[256];
-    bool sse_customer;     /* stored with a customer key */
+    bool sse_customer; /* stored with a customer key */
 };
 
 struct repo_entry {
-    const char *key;       /* relative to the repository root */
+    const char *key; /* relative to the repository root */
     uint64_t size;
     int64_t mtime;
-    bool is_prefix;        /* a common prefix (only with a delimiter) */
+    bool is_prefix; /* a common prefix (only with a delimiter) */
 };
 
 /* Called once per entry, in ascending byte order of key. Return non-zero to stop early. */

@@ -18,7 +18,11 @@
 #include "base/err.h"
 #include "stream/sink.h"
 
-enum object_compress { OBJECT_COMPRESS_NONE = 0, OBJECT_COMPRESS_ZSTD = 1, OBJECT_COMPRESS_GZIP = 2 };
+enum object_compress {
+    OBJECT_COMPRESS_NONE = 0,
+    OBJECT_COMPRESS_ZSTD = 1,
+    OBJECT_COMPRESS_GZIP = 2
+};
 
 /* Parse "zstd", "gzip", "none". 0 or -1 (ERR_USAGE). */
 int object_compress_parse(const char *s, enum object_compress *out, struct err *err);
@@ -45,10 +49,10 @@ struct object_opts {
 struct object_info {
     enum object_compress compress;
     bool encrypted;
-    char kdf[16];              /* "", "raw-key" or "scrypt" */
-    uint64_t plain_size;       /* bytes before encoding */
-    unsigned char sha256[32];  /* of the plaintext */
-    uint64_t stored_size;      /* bytes of the encoded object */
+    char kdf[16];             /* "", "raw-key" or "scrypt" */
+    uint64_t plain_size;      /* bytes before encoding */
+    unsigned char sha256[32]; /* of the plaintext */
+    uint64_t stored_size;     /* bytes of the encoded object */
 };
 
 /* Hex of info->sha256 (65 bytes with NUL). */

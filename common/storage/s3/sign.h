@@ -29,26 +29,27 @@ struct sign_header {
 };
 
 struct sign_request {
-    const char *method;       /* "GET" */
-    const char *path;         /* already URI-encoded path as sent, e.g. "/bucket/a%20b" */
-    const char *query;        /* raw query string without '?', may be NULL/""; sorted/encoded for signing */
+    const char *method; /* "GET" */
+    const char *path;   /* already URI-encoded path as sent, e.g. "/bucket/a%20b" */
+    const char
+        *query; /* raw query string without '?', may be NULL/""; sorted/encoded for signing */
     const struct sign_header *headers; /* must include host; may repeat a name */
     size_t n_headers;
     const char *payload_sha256; /* hex, or "UNSIGNED-PAYLOAD" */
     const char *region;
-    const char *service;        /* "s3" */
-    time_t now;                 /* request time (UTC) */
-    bool normalize_path;        /* false for S3 */
-    bool double_encode_path;    /* false for S3; true for the generic suite */
+    const char *service;     /* "s3" */
+    time_t now;              /* request time (UTC) */
+    bool normalize_path;     /* false for S3 */
+    bool double_encode_path; /* false for S3; true for the generic suite */
 };
 
 /* The intermediate strings, exposed for the test suite. */
 struct sign_result {
     struct buf canonical_request;
     struct buf string_to_sign;
-    char signature[65];   /* hex */
-    char amz_date[17];    /* "20150830T123600Z" */
-    struct buf authorization; /* header value (header signing) */
+    char signature[65];        /* hex */
+    char amz_date[17];         /* "20150830T123600Z" */
+    struct buf authorization;  /* header value (header signing) */
     struct buf signed_headers; /* "host;x-amz-date" */
     struct buf query;          /* presigning: the full signed query string */
 };
