@@ -65,7 +65,18 @@ err_prefix(struct err *err, const char *fmt, ...)
     vsnprintf(head, sizeof(head), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", head, old);
+    /* the result may be cut at the buffer's end: messages are one line, best effort */
+    size_t n = strnlen(head, sizeof(head) - 1);
+    if (n > sizeof(err->msg) - 3)
+        n = sizeof(err->msg) - 3;
+    memcpy(err->msg, head, n);
+    memcpy(err->msg + n, ": ", 2);
+    n += 2;
+    size_t rest = strnlen(old, sizeof(old));
+    if (rest > sizeof(err->msg) - 1 - n)
+        rest = sizeof(err->msg) - 1 - n;
+    memcpy(err->msg + n, old, rest);
+    err->msg[n + rest] = '\0';
 }
 
 const char *

@@ -47,7 +47,7 @@ struct opts;
  * Parse argv against the given tables (a NULL-terminated array of opt_def
  * arrays, so programs combine common and own tables), then the environment,
  * then the config file. Non-option arguments are returned in order
- * (*args/*n_args point into argv). "--" ends options. Unknown options,
+ * (opts_args returns pointers into argv). "--" ends options. Unknown options,
  * missing values, malformed numbers: ERR_USAGE naming the option. Config
  * file problems: ERR_CONFIG naming file and line. --help and --version are
  * reported through opts_is_help()/opts_is_version().
