@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* Program start-up shared by every ferry program: see cli.h. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "storage/repo_config.h"
+#include "stream/object_config.h"
+
+int
+cli_init(struct cli *c, const char *progname, const char *usage, const struct opt_def *own,
+         int argc, char **argv, struct err *err)
+{
+    const struct opt_def *tables[3] = {opts_common, own, NULL};
+    const char *level;
+    enum log_level lv;
+
+    memset(c, 0, sizeof(*c));
+    c->progname = progname;
+    log_init(progname);
+    if (opts_parse(&c->opts, tables, argc, argv, err) < 0)
+        return -1;
+    if (opts_is_help(c->opts)) {
+        printf("%s\n\nOptions (each also FERRY_NAME in the environment and name = value in the "
+               "config file):\n",
+               usage);
+        opts_print_help(stdout, tables);
+        c->done = true;
+        return 0;
+    }
+    if (opts_is_version(c->opts)) {
+        printf("%s (ferry) %s\n", progname, FERRY_VERSION);
+        c->done = true;
+        return 0;
+    }
+    level = opts_get(c->opts, "log-level");
+    if (level) {
+        if (log_level_parse(level, &lv) < 0)
+            return err_set(err, ERR_USAGE,
+                           "invalid --log-level \"%s\": use error, warning, notice, info or debug",
+                           level);
+        log_set_level(lv);
+    }
+    c->args = opts_args(c->opts, &c->n_args);
+    return 0;
+}
+
+int
+cli_open_repo(struct cli *c, struct err *err)
+{
+    const char *url = opts_get(c->opts, "repo");
+
+    if (c->repo)
+        return 0;
+    if (!url)
+        return err_set(err, ERR_USAGE, "no repository given: use --repo URL or FERRY_REPO");
+    if (!c->loaded) {
+        if (repo_opts_load(&c->ropts, c->opts, err) < 0)
+            return -1;
+        if (object_opts_load(&c->oopts, &c->key, c->opts, err) < 0)
+            return -1;
+        c->loaded = true;
+    }
+    return repo_open(&c->repo, url, &c->ropts, err);
+}
+
+void
+cli_free(struct cli *c)
+{
+    repo_close(c->repo);
+    crypt_key_free(c->key);
+    opts_free(c->opts);
+    memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry-wal-push: PostgreSQL's archive_command. Archives one WAL file (%p)
+ * into the repository, checked against its name and the repository's
+ * cluster, never overwriting; pushes the next .ready files ahead in parallel
+ * and leaves a note so that PostgreSQL's later calls for them return at once.
+ * Exit 0 only when the file is durably stored; any failure is exit 1 with one
+ * line on stderr (never 126-255: that would restart the archiver).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive/archive.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "cli/cli.h"
+
+static const char usage[] =
+    "usage: ferry-wal-push [OPTIONS] PATH\n"
+    "\n"
+    "Archive one WAL file into the repository; for postgresql.conf:\n"
+    "  archive_command = 'ferry-wal-push %p'\n"
+    "\n"
+    "Segments and .partial files are checked (page header against the file name, size,\n"
+    "system identifier against the repository) and refused when they do not agree. A file\n"
+    "already archived with the same contents succeeds; with other contents it fails and\n"
+    "names both checksums. Nothing is ever overwritten.\n"
+    "\n"
+    "Look-ahead: while PATH is pushed, up to --lookahead further files that PostgreSQL has\n"
+    "marked .ready are pushed in parallel, and a note (archive_status/NAME.ferry) lets the\n"
+    "later call for each return at once after checking the file's checksum. ferry never\n"
+    "marks anything .done: PostgreSQL does.\n"
+    "\n"
+    "Exit status: 0 stored (or already stored with the same contents), 1 anything else.";
+
+static const struct opt_def push_opts[] = {
+    {"lookahead", 0, OPT_INT, 0, "N", "push up to N further .ready files in parallel (default 4)"},
+    {"lookahead-bytes", 0, OPT_SIZE, 0, "SIZE",
+     "at most SIZE bytes of look-ahead files at once (default 256M)"},
+    OPT_END,
+};
+
+#define MARKER_SUFFIX ".ferry"
+
+static void
+hex32(char out[65], const unsigned char sha[32])
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[sha[i] >> 4];
+        out[2 * i + 1] = digits[sha[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* The archive_status directory beside the WAL file, or NULL when there is none. */
+static char *
+status_dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? xasprintf("%.*s/archive_status", (int)(slash - path), path)
+                      : xstrdup("archive_status");
+    struct stat st;
+
+    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* Write the note that name was pushed with this checksum (atomically; best effort). */
+static void
+marker_write(const char *status_dir, const char *name, const unsigned char sha[32], uint64_t size)
+{
+    char hex[65];
+    char *path = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
+    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+
+    hex32(hex, sha);
+    if (f) {
+        int ok = fprintf(f, "%s %llu\n", hex, (unsigned long long)size) > 0;
+
+        if (fclose(f) == 0 && ok && rename(tmp, path) == 0)
+            tmp[0] = '\0';
+    }
+    if (tmp[0])
+        unlink(tmp);
+    free(tmp);
+    free(path);
+}
+
+/*
+ * If an earlier look-ahead pushed this file, its note holds the checksum:
+ * true when the local file still has it (the note is then removed).
+ */
+static bool
+marker_matches(const char *status_dir, const char *name, const char *path)
+{
+    char *mpath = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
+    char want[65], hex[65];
+    unsigned long long want_size;
+    unsigned char sha[32];
+    uint64_t size;
+    struct err err;
+    bool match = false;
+    FILE *f = fopen(mpath, "r");
+
+    if (!f)
+        goto out;
+    if (fscanf(f, "%64s %llu", want, &want_size) != 2) {
+        fclose(f);
+        goto out;
+    }
+    fclose(f);
+    if (archive_file_sha256(path, sha, &size, &err) < 0)
+        goto out;
+    hex32(hex, sha);
+    match = size == want_size && strcmp(hex, want) == 0;
+    unlink(mpath);
+out:
+    free(mpath);
+    return match;
+}
+
+struct ahead {
+    struct cli *cli;
+    const char *status_dir;
+    const char *wal_dir;
+    const struct walheader *main_header; /* NULL when the main file is not a segment */
+    char **names;
+    size_t n, next;
+    pthread_mutex_t lock;
+};
+
+static void *
+ahead_worker(void *arg)
+{
+    struct ahead *a = arg;
+    struct repo *repo = NULL;
+    struct err err;
+
+    if (repo_open(&repo, opts_get(a->cli->opts, "repo"), &a->cli->ropts, &err) < 0) {
+        log_info("look-ahead disabled: %s", err.msg);
+        return NULL;
+    }
+    struct archive ar = {repo, a->cli->oopts, a->cli->key};
+    for (;;) {
+        char *name;
+
+        pthread_mutex_lock(&a->lock);
+        name = a->next < a->n ? a->names[a->next++] : NULL;
+        pthread_mutex_unlock(&a->lock);
+        if (!name)
+            break;
+        char *path = xasprintf("%s/%s", a->wal_dir, name);
+        struct walname w;
+        struct walheader h;
+        bool has_header;
+        enum archive_push_result res;
+        unsigned char sha[32];
+        uint64_t size;
+
+        if (archive_check_local(path, &w, &h, &has_header, &err) < 0 ||
+            (has_header && a->main_header && h.sysid != a->main_header->sysid)) {
+            /* left for PostgreSQL's own call, which reports it properly */
+            free(path);
+            continue;
+        }
+        if (archive_push_file(&ar, path, &w, &res, sha, &err) == 0 &&
+            archive_file_sha256(path, sha, &size, &err) == 0) {
+            marker_write(a->status_dir, name, sha, size);
+            log_info("pushed \"%s\" ahead", name);
+        } else {
+            log_info("look-ahead push of \"%s\" failed: %s", name, err.msg);
+        }
+        free(path);
+    }
+    repo_close(repo);
+    return NULL;
+}
+
+static int
+cmp_names(const void *x, const void *y)
+{
+    const char *a = *(char *const *)x, *b = *(char *const *)y;
+    bool ha = strstr(a, ".history") != NULL, hb = strstr(b, ".history") != NULL;
+
+    /* PostgreSQL archives history files first, then the oldest segment */
+    if (ha != hb)
+        return ha ? -1 : 1;
+    return strcmp(a, b);
+}
+
+/* The .ready files to push ahead: not name itself, not already noted, within the budget. */
+static void
+ahead_collect(struct ahead *a, const char *name, long max_files, unsigned long long max_bytes)
+{
+    DIR *d = opendir(a->status_dir);
+    struct dirent *de;
+    size_t cap = 0;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        struct walname w;
+        struct err err;
+
+        if (len < 7 || strcmp(de->d_name + len - 6, ".ready") != 0)
+            continue;
+        char *n = xstrndup(de->d_name, len - 6);
+        char *marker = xasprintf("%s/%s%s", a->status_dir, n, MARKER_SUFFIX);
+        if (strcmp(n, name) == 0 || walname_parse(&w, n, &err) < 0 || access(marker, F_OK) == 0) {
+            free(marker);
+            free(n);
+            continue;
+        }
+        free(marker);
+        if (a->n == cap) {
+            cap = cap ? cap * 2 : 16;
+            a->names = xrealloc(a->names, cap * sizeof(*a->names));
+        }
+        a->names[a->n++] = n;
+    }
+    closedir(d);
+    qsort(a->names, a->n, sizeof(*a->names), cmp_names);
+    /* keep the first ones within the count and byte budget */
+    unsigned long long bytes = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        char *p = xasprintf("%s/%s", a->wal_dir, a->names[i]);
+        struct stat st;
+
+        if (keep < (size_t)max_files && stat(p, &st) == 0 &&
+            bytes + (unsigned long long)st.st_size <= max_bytes) {
+            bytes += (unsigned long long)st.st_size;
+            a->names[keep++] = a->names[i];
+        } else {
+            free(a->names[i]);
+        }
+        free(p);
+    }
+    a->n = keep;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cli cli;
+    struct err err;
+    struct walname w;
+    struct walheader h;
+    bool has_header;
+    long lookahead;
+    unsigned long long lookahead_bytes;
+    char name[WALNAME_MAX];
+    char *status_dir = NULL, *wal_dir = NULL;
+    struct ahead ahead;
+    pthread_t threads[16];
+    int n_threads = 0;
+    int rc = 1;
+
+    err_clear(&err);
+    memset(&ahead, 0, sizeof(ahead));
+    pthread_mutex_init(&ahead.lock, NULL);
+    if (cli_init(&cli, "ferry-wal-push", usage, push_opts, argc, argv, &err) < 0)
+        goto out;
+    if (cli.done) {
+        rc = 0;
+        goto out;
+    }
+    if (cli.n_args != 1) {
+        err_set(&err, ERR_USAGE, "expected one argument, the WAL file path (%%p)");
+        goto out;
+    }
+    if (opts_get_int(cli.opts, "lookahead", 4, 0, 16, &lookahead, &err) < 0 ||
+        opts_get_size(cli.opts, "lookahead-bytes", 256ULL << 20, &lookahead_bytes, &err) < 0)
+        goto out;
+    const char *path = cli.args[0];
+    if (archive_check_local(path, &w, &h, &has_header, &err) < 0)
+        goto out;
+    walname_format(name, &w);
+
+    status_dir = status_dir_of(path);
+    if (status_dir && marker_matches(status_dir, name, path)) {
+        log_info("\"%s\" was already pushed ahead", name);
+        rc = 0;
+        goto out;
+    }
+    if (cli_open_repo(&cli, &err) < 0)
+        goto out;
+    struct archive ar = {cli.repo, cli.oopts, cli.key};
+    if (has_header) {
+        struct cluster_info ci = {h.sysid, h.pg_version, h.seg_size, h.blcksz};
+        char what[WALNAME_MAX + 16];
+
+        snprintf(what, sizeof(what), "WAL file \"%s\"", name);
+        if (archive_cluster_check(&ar, &ci, what, &err) < 0)
+            goto out;
+    }
+
+    if (status_dir && lookahead > 0) {
+        const char *slash = strrchr(path, '/');
+
+        wal_dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+        ahead.cli = &cli;
+        ahead.status_dir = status_dir;
+        ahead.wal_dir = wal_dir;
+        ahead.main_header = has_header ? &h : NULL;
+        ahead_collect(&ahead, name, lookahead, lookahead_bytes);
+        int want = (int)(ahead.n < 4 ? ahead.n : 4);
+        for (int i = 0; i < want; i++)
+            if (pthread_create(&threads[n_threads], NULL, ahead_worker, &ahead) == 0)
+                n_threads++;
+    }
+
+    enum archive_push_result res;
+    if (archive_push_file(&ar, path, &w, &res, NULL, &err) < 0)
+        goto out;
+    if (res == ARCHIVE_PUSH_IDENTICAL)
+        log_notice("\"%s\" was already archived with the same contents", name);
+    else
+        log_info("archived \"%s\"", name);
+    rc = 0;
+out:
+    for (int i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+    if (rc != 0)
+        log_err(&err);
+    for (size_t i = 0; i < ahead.n; i++)
+        free(ahead.names[i]);
+    free(ahead.names);
+    free(status_dir);
+    free(wal_dir);
+    cli_free(&cli);
+    return rc;
+}
