@@ -157,7 +157,7 @@ creds_ini_lookup(const char *path, const char *section, const char *key)
 
 struct profile {
     const char *name;
-    bool explicit_name; /* from options or AWS_PROFILE, not the "default" fallback */
+    bool explicit_name; /* named (options or AWS_PROFILE) and not "default" */
     char *credentials_path;
     char *config_path;
     char *config_section; /* "default" or "profile NAME" */
@@ -174,9 +174,10 @@ profile_init(struct profile *p, const struct repo_opts *opts)
         p->name = opts->s3_profile;
     else
         p->name = env_nonempty("AWS_PROFILE");
-    p->explicit_name = p->name != NULL;
     if (!p->name)
         p->name = "default";
+    /* As in the AWS CLI, a missing "default" is never an error, even when named. */
+    p->explicit_name = strcmp(p->name, "default") != 0;
     if ((v = env_nonempty("AWS_SHARED_CREDENTIALS_FILE")) != NULL)
         p->credentials_path = xstrdup(v);
     else if (home)

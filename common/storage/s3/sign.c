@@ -640,11 +640,13 @@ sign_presign(struct sign_result *out, const struct sign_request *req,
     {
         struct buf scratch = BUF_INIT;
 
-        if (canonical_headers(&scratch, &names, req, err) < 0) {
-            buf_free(&scratch);
-            goto out;
-        }
+        int hrc = canonical_headers(&scratch, &names, req, err);
+
+        if (scratch.data)
+            OPENSSL_cleanse(scratch.data, scratch.cap);
         buf_free(&scratch);
+        if (hrc < 0)
+            goto out;
     }
     credential = xasprintf("%s/%.8s/%s/%s/" SIGN_TERMINATOR, cred->access_key_id, out->amz_date,
                            req->region, req->service);

@@ -344,6 +344,10 @@ test_nothing_found(void)
     /* The default profile may exist without keys (just a region): not an error by itself. */
     write_file(config_path, "[default]\nregion = eu-west-1\n");
     CHECK_FAIL(creds_resolve(&c, &o, &err), &err, ERR_AUTH, NOT_FOUND_MSG);
+    /* Naming "default" is like naming nothing: a missing default profile is no error. */
+    setenv("AWS_PROFILE", "default", 1);
+    CHECK_FAIL(creds_resolve(&c, &o, &err), &err, ERR_AUTH, NOT_FOUND_MSG);
+    unsetenv("AWS_PROFILE");
     /* No HOME at all. */
     unsetenv("HOME");
     CHECK_FAIL(creds_resolve(&c, &o, &err), &err, ERR_AUTH, NOT_FOUND_MSG);
