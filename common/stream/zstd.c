@@ -157,7 +157,8 @@ unzstd_write(struct sink *s, const void *buf, size_t len, struct err *err)
         z->last_ret = ret;
         if (out.pos && sink_next_write(s, z->out, out.pos, err) < 0)
             return -1;
-        while (out.pos == out.size) {
+        /* ret 0: the frame is complete and flushed (calling again would start a new one) */
+        while (out.pos == out.size && ret != 0) {
             out.pos = 0;
             ret = ZSTD_decompressStream(z->dctx, &out, &in);
             if (ZSTD_isError(ret))
