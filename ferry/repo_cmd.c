@@ -441,8 +441,11 @@ cmd_stat(struct repo *r, const struct opts *o, char **args, struct err *err)
             json_object_set_new(j, "compression", json_string(object_compress_name(info.compress)));
             json_object_set_new(j, "encrypted", json_boolean(info.encrypted));
             json_object_set_new(j, "kdf", info.kdf[0] ? json_str(info.kdf) : json_null());
-            json_object_set_new(j, "plain_size", json_integer((json_int_t)info.plain_size));
-            json_object_set_new(j, "sha256", json_string(hex));
+            /* encrypted objects keep size and checksum in the encrypted trailer */
+            json_object_set_new(j, "plain_size",
+                                info.encrypted ? json_null()
+                                               : json_integer((json_int_t)info.plain_size));
+            json_object_set_new(j, "sha256", info.encrypted ? json_null() : json_string(hex));
         }
         if (print_json(j, err) < 0)
             goto out;
@@ -459,8 +462,13 @@ cmd_stat(struct repo *r, const struct opts *o, char **args, struct err *err)
             object_sha256_hex(hex, &info);
             printf("compression: %s\n", object_compress_name(info.compress));
             printf("client encryption: %s\n", client_enc_text(&info));
-            printf("plaintext size: %llu\n", (unsigned long long)info.plain_size);
-            printf("sha256: %s\n", hex);
+            if (info.encrypted) {
+                printf("plaintext size: unknown (encrypted)\n");
+                printf("sha256: unknown (encrypted)\n");
+            } else {
+                printf("plaintext size: %llu\n", (unsigned long long)info.plain_size);
+                printf("sha256: %s\n", hex);
+            }
         }
     }
     if (ferry && !inspected) {
