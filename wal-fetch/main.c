@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
@@ -140,6 +141,39 @@ out:
     return ok;
 }
 
+/*
+ * When the prefetcher is fetching this very file right now, wait for it
+ * (bounded) rather than fetch it twice. True when its note appeared.
+ */
+static bool
+spool_wait(const char *spool, const char *name)
+{
+    char *busy = xasprintf("%s/%s.fetching", spool, name);
+    char *note = xasprintf("%s/%s.sha256", spool, name);
+    char *lock = xasprintf("%s/.lock", spool);
+    bool ready = false;
+    int lfd = open(lock, O_RDONLY | O_CLOEXEC);
+
+    /* no prefetcher holds the lock: a leftover marker is stale */
+    if (lfd < 0 || flock(lfd, LOCK_SH | LOCK_NB) == 0) {
+        unlink(busy);
+        goto out;
+    }
+    for (int i = 0; i < 1500 && access(busy, F_OK) == 0; i++) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+
+        nanosleep(&ts, NULL);
+    }
+    ready = access(note, F_OK) == 0;
+out:
+    if (lfd >= 0)
+        close(lfd);
+    free(lock);
+    free(busy);
+    free(note);
+    return ready;
+}
+
 /* ---- the background prefetcher ---- */
 
 struct prefetch {
@@ -178,7 +212,13 @@ prefetch_worker(void *arg)
         unsigned char sha[32];
         uint64_t size;
 
+        char *busy = xasprintf("%s/%s.fetching", p->spool, name);
+
         if (access(note, F_OK) != 0) {
+            int bfd = open(busy, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+            if (bfd >= 0)
+                close(bfd);
             if (archive_fetch_file(&ar, &w, NULL, file, &err) == 0 &&
                 archive_file_sha256(file, sha, &size, &err) == 0) {
                 char hex[65];
@@ -191,6 +231,7 @@ prefetch_worker(void *arg)
                     rename(tmp, note);
                 else if (f)
                     fclose(f);
+                unlink(tmp);
                 free(tmp);
             } else {
                 unlink(file);
@@ -201,6 +242,8 @@ prefetch_worker(void *arg)
                 }
             }
         }
+        unlink(busy);
+        free(busy);
         free(file);
         free(note);
     }
@@ -288,8 +331,8 @@ spool_clean(const char *spool, uint64_t segno, uint32_t seg_size)
         if (de->d_name[0] == '.')
             continue;
         snprintf(name, sizeof(name), "%.24s", de->d_name);
-        bool old = walname_parse(&w, name, &err) == 0 &&
-                   walname_segno(&s, &w, seg_size) == 0 && s <= segno;
+        bool old = walname_parse(&w, name, &err) == 0 && walname_segno(&s, &w, seg_size) == 0 &&
+                   s <= segno;
         if (old || strstr(de->d_name, ".tmp")) {
             char *p = xasprintf("%s/%s", spool, de->d_name);
             unlink(p);
@@ -404,7 +447,8 @@ main(int argc, char **argv)
         return 0;
     }
     if (cli.n_args != 2) {
-        err_set(&err, ERR_USAGE, "expected two arguments, the WAL file name (%%f) and the path (%%p)");
+        err_set(&err, ERR_USAGE,
+                "expected two arguments, the WAL file name (%%f) and the path (%%p)");
         goto fail;
     }
     if (opts_get_int(cli.opts, "prefetch", 8, 0, 64, &prefetch, &err) < 0 ||
@@ -433,7 +477,8 @@ main(int argc, char **argv)
                              : xasprintf("%.*s/ferry-prefetch", (int)(base - dest - 1), dest);
     bool use_spool = recovering && prefetch > 0 && w.kind == WALNAME_SEGMENT;
 
-    if (use_spool && spool_take(spool, fname, dest)) {
+    if (use_spool && (spool_take(spool, fname, dest) ||
+                      (spool_wait(spool, fname) && spool_take(spool, fname, dest)))) {
         log_info("restored \"%s\" from the prefetch spool", fname);
         prefetch_spawn(&cli, spool, &w, prefetch, prefetch_bytes);
         rc = 0;

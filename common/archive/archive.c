@@ -53,8 +53,8 @@ static int
 put_small_object(struct archive *a, const char *key, const char *data, size_t len, unsigned flags,
                  struct err *err)
 {
-    struct sink *chain = object_encode_sink_new(repo_put_sink_new(a->repo, key, flags), &a->oopts,
-                                                NULL);
+    struct sink *chain =
+        object_encode_sink_new(repo_put_sink_new(a->repo, key, flags), &a->oopts, NULL);
     int rc = -1;
 
     if (sink_write(chain, data, len, err) < 0 || sink_finish(chain, err) < 0)
@@ -142,12 +142,12 @@ archive_cluster_check(struct archive *a, const struct cluster_info *local, const
         if (found)
             break;
         /* first writer records the cluster; a concurrent first writer may win */
-        char *text = xasprintf("{\"system_identifier\": \"%" PRIu64 "\", \"pg_version\": %d, "
-                               "\"wal_segment_size\": %" PRIu32 ", \"wal_block_size\": %" PRIu32
-                               "}\n",
-                               local->sysid, local->pg_version, local->seg_size, local->blcksz);
-        int prc = put_small_object(a, ARCHIVE_CLUSTER_KEY, text, strlen(text), REPO_PUT_IF_ABSENT,
-                                   err);
+        char *text =
+            xasprintf("{\"system_identifier\": \"%" PRIu64 "\", \"pg_version\": %d, "
+                      "\"wal_segment_size\": %" PRIu32 ", \"wal_block_size\": %" PRIu32 "}\n",
+                      local->sysid, local->pg_version, local->seg_size, local->blcksz);
+        int prc =
+            put_small_object(a, ARCHIVE_CLUSTER_KEY, text, strlen(text), REPO_PUT_IF_ABSENT, err);
         free(text);
         if (prc == 0)
             return 0;
@@ -372,7 +372,8 @@ walcheck_verify(struct walcheck_sink *s, struct err *err)
 {
     struct walheader h;
 
-    if (walheader_parse(&h, s->page, s->have, err) < 0 || walheader_check_name(&h, &s->w, err) < 0) {
+    if (walheader_parse(&h, s->page, s->have, err) < 0 ||
+        walheader_check_name(&h, &s->w, err) < 0) {
         err_prefix(err, "wrong contents");
         err->kind = ERR_CORRUPT;
         return -1;

@@ -75,8 +75,7 @@ int archive_check_local(const char *path, struct walname *w, struct walheader *h
  * checksums. sha256_out (may be NULL) gets the local file's checksum.
  */
 int archive_push_file(struct archive *a, const char *path, const struct walname *w,
-                      enum archive_push_result *res, unsigned char sha256_out[32],
-                      struct err *err);
+                      enum archive_push_result *res, unsigned char sha256_out[32], struct err *err);
 
 /*
  * Fetch one WAL file into dest (atomically: temp file beside it, fsync,
@@ -84,8 +83,8 @@ int archive_push_file(struct archive *a, const char *path, const struct walname 
  * against the name and, if cluster is not NULL, the cluster). ERR_NOT_FOUND
  * when the archive does not have it. Nothing is left at dest on failure.
  */
-int archive_fetch_file(struct archive *a, const struct walname *w, const struct cluster_info *cluster,
-                       const char *dest, struct err *err);
+int archive_fetch_file(struct archive *a, const struct walname *w,
+                       const struct cluster_info *cluster, const char *dest, struct err *err);
 
 /* SHA-256 and size of a local file. */
 int archive_file_sha256(const char *path, unsigned char out[32], uint64_t *size, struct err *err);

@@ -59,8 +59,7 @@ history_parse(struct history *out, uint32_t tli, const char *text, size_t len, s
         if (!eol)
             eol = end;
         if (++lineno > HISTORY_MAX_LINES) {
-            err_set(err, ERR_CORRUPT, "timeline history has more than %d lines",
-                    HISTORY_MAX_LINES);
+            err_set(err, ERR_CORRUPT, "timeline history has more than %d lines", HISTORY_MAX_LINES);
             goto fail;
         }
         while (q < eol && (*q == ' ' || *q == '\t' || *q == '\r'))
@@ -81,15 +80,14 @@ history_parse(struct history *out, uint32_t tli, const char *text, size_t len, s
             goto bad_line;
         if (parent == 0 || parent >= tli || (h.n > 0 && parent <= h.entries[h.n - 1].tli)) {
             err_set(err, ERR_CORRUPT,
-                    "timeline history of %" PRIu32 ", line %d: timeline %" PRIu32
-                    " out of order",
+                    "timeline history of %" PRIu32 ", line %d: timeline %" PRIu32 " out of order",
                     tli, lineno, parent);
             goto fail;
         }
         if (sw < prev_end) {
             err_set(err, ERR_CORRUPT,
-                    "timeline history of %" PRIu32 ", line %d: switch point %s goes backwards",
-                    tli, lineno, lsn);
+                    "timeline history of %" PRIu32 ", line %d: switch point %s goes backwards", tli,
+                    lineno, lsn);
             goto fail;
         }
         if (h.n + 1 >= cap) {
@@ -104,8 +102,8 @@ history_parse(struct history *out, uint32_t tli, const char *text, size_t len, s
         p = eol + 1;
         continue;
     bad_line:
-        err_set(err, ERR_CORRUPT, "timeline history of %" PRIu32 ", line %d: malformed line",
-                tli, lineno);
+        err_set(err, ERR_CORRUPT, "timeline history of %" PRIu32 ", line %d: malformed line", tli,
+                lineno);
         goto fail;
     }
     if (h.n + 1 > cap)

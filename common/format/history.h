@@ -32,8 +32,7 @@ struct history {
  * malformed lines, non-increasing timelines or switch points, or a parent
  * not below tli. Bounded: at most 100000 lines.
  */
-int history_parse(struct history *out, uint32_t tli, const char *text, size_t len,
-                  struct err *err);
+int history_parse(struct history *out, uint32_t tli, const char *text, size_t len, struct err *err);
 void history_free(struct history *h);
 
 /*
