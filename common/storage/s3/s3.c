@@ -34,7 +34,8 @@
 #define MIN_PART_SIZE (5u * 1024 * 1024)
 #define LIST_PAGE 1000
 #define DELETE_BATCH 1000
-#define MAX_RESUMES 100
+#define MAX_RESUMES 1000
+#define RESUME_MIN_PROGRESS (1024 * 1024)
 #define CRED_REFRESH_MARGIN 300 /* seconds before expiry */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
@@ -353,6 +354,12 @@ s3_call_cancel(struct s3_call *c)
 /* ---- mapping answers to errors ---------------------------------------------------------- */
 
 static bool
+is_read(const struct s3_call *c)
+{
+    return strcmp(c->method, "GET") == 0 || strcmp(c->method, "HEAD") == 0;
+}
+
+static bool
 code_is(const char *code, const char *want)
 {
     return strcmp(code, want) == 0;
@@ -402,6 +409,19 @@ map_s3_error(struct s3_call *c, const char *what, const char *rel_key, long stat
         else
             err_set(err, ERR_AUTH, "could not %s: access denied by \"%s\": HTTP %ld", what,
                     s3->endpoint, status);
+    } else if (status == 400 && rel_key && is_read(c) && code[0] && message &&
+               (strcasestr(message, "encrypt") || strcasestr(message, "customer") ||
+                strcasestr(message, "key"))) {
+        /* SSE-C: RGW says 400 InvalidArgument, AWS 400 InvalidRequest */
+        err_set(err, ERR_KEY, "could not %s: wrong or missing SSE-C customer key: %s: %s", what,
+                code, message);
+    } else if (status == 400 && rel_key && is_read(c) && !code[0]) {
+        /* HEAD answers carry no body: a bare 400 is what an SSE-C mismatch looks like */
+        if (s3->sse_c)
+            err_set(err, ERR_KEY, "could not %s: wrong SSE-C customer key? (HTTP 400)", what);
+        else
+            err_set(err, ERR_REMOTE, "could not %s: HTTP 400 (stored with an SSE-C customer key?)",
+                    what);
     } else if (code[0] && message && message[0]) {
         err_set(err, ERR_REMOTE, "could not %s: %s: %s (HTTP %ld)", what, code, message, status);
     } else if (code[0]) {
@@ -619,7 +639,8 @@ call_done_cb(struct http_req *r, void *arg)
     }
 
     c->err = e;
-    progress = c->out && c->attempt_pushed > 0;
+    /* an attempt that moved at least RESUME_MIN_PROGRESS bytes is a resume, not a retry */
+    progress = c->out && c->attempt_pushed >= RESUME_MIN_PROGRESS;
     if (!e.retryable) {
         call_finish(c, -1);
         return;
@@ -642,8 +663,12 @@ call_done_cb(struct http_req *r, void *arg)
         if (ceiling > s3->retry_cap_ms)
             ceiling = s3->retry_cap_ms;
         delay = progress ? 0 : rng_next(s3) % (ceiling + 1);
-        log_debug("retrying (%d of %d) in %llu ms: %s", c->attempt, s3->retries,
-                  (unsigned long long)delay, e.msg);
+        if (progress)
+            log_debug("resuming at byte %llu: %s", (unsigned long long)(c->offset + c->pushed),
+                      e.msg);
+        else
+            log_debug("retrying (%d of %d) in %llu ms: %s", c->attempt, s3->retries,
+                      (unsigned long long)delay, e.msg);
         c->retry_at_ms = http_now_ms() + (int64_t)delay;
     }
     c->state = S3_CALL_BACKOFF;
@@ -1054,7 +1079,6 @@ s3_close(struct repo *r)
     free(s3->region);
     free(s3->sse);
     free(s3->sse_kms_key_id);
-    free(s3->base.url);
     free_opt(s3->opts.s3_region);
     free_opt(s3->opts.s3_access_key_id);
     free_opt(s3->opts.s3_secret_access_key);
@@ -1173,8 +1197,7 @@ s3_repo_open(struct repo **out, const char *bucket, const char *prefix,
     while (plen > 0 && prefix[plen - 1] == '/')
         plen--;
     s3->prefix = plen ? xasprintf("%.*s/", (int)plen, prefix) : xstrdup("");
-    s3->base.url =
-        plen ? xasprintf("s3://%s/%.*s", bucket, (int)plen, prefix) : xasprintf("s3://%s", bucket);
+    /* base.url stays NULL: repo.c sets it and frees it */
     s3->region = creds_region(opts);
 
     if (!endpoint || !*endpoint) {
