@@ -501,6 +501,8 @@ enc_open(struct obj_enc *e, struct err *err)
 
     if (e->opened)
         return 0;
+    if (e->opts.compress > OBJECT_COMPRESS_GZIP)
+        return err_set(err, ERR_USAGE, "unknown compression %d", (int)e->opts.compress);
     e->md = EVP_MD_CTX_new();
     if (!e->md || EVP_DigestInit_ex(e->md, EVP_sha256(), NULL) != 1)
         return err_set(err, ERR_INTERNAL, "could not start sha-256");

@@ -138,9 +138,12 @@ slow_reader(void *arg)
     return NULL;
 }
 
+static volatile sig_atomic_t alarms;
+
 static void
 on_alarm(int sig)
 {
+    alarms++;
 }
 
 /* A signal without SA_RESTART interrupts writes into a slow pipe: EINTR and short writes. */
@@ -164,7 +167,16 @@ test_fd_sink_short_writes_and_eintr(void)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_alarm;
     sigaction(SIGALRM, &sa, NULL); /* no SA_RESTART */
-    pthread_create(&th, NULL, slow_reader, NULL);
+    {
+        /* the reader thread starts with SIGALRM blocked: the writer gets every signal */
+        sigset_t set;
+
+        sigemptyset(&set);
+        sigaddset(&set, SIGALRM);
+        pthread_sigmask(SIG_BLOCK, &set, NULL);
+        pthread_create(&th, NULL, slow_reader, NULL);
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    }
     setitimer(ITIMER_REAL, &tv, NULL);
     s = fd_sink_new(fds[1], "pipe");
     CHECK_OK(sink_write(s, data, pipe_total, &err), &err);
@@ -175,6 +187,9 @@ test_fd_sink_short_writes_and_eintr(void)
     pthread_join(th, NULL);
     close(fds[0]);
     CHECK(memcmp(pipe_got, data, pipe_total) == 0);
+    /* the writes were interrupted many times (each one a short write or EINTR) */
+    printf("# %d signals during the write\n", (int)alarms);
+    CHECK(alarms > 5);
     signal(SIGALRM, SIG_DFL);
     free(data);
     free(pipe_got);
