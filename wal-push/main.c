@@ -167,8 +167,7 @@ ahead_worker(void *arg)
         struct walheader h;
         bool has_header;
         enum archive_push_result res;
-        unsigned char sha[32];
-        uint64_t size;
+        struct object_info info;
 
         if (archive_check_local(path, &w, &h, &has_header, &err) < 0 ||
             (has_header && a->main_header && h.sysid != a->main_header->sysid)) {
@@ -176,9 +175,8 @@ ahead_worker(void *arg)
             free(path);
             continue;
         }
-        if (archive_push_file(&ar, path, &w, &res, sha, &err) == 0 &&
-            archive_file_sha256(path, sha, &size, &err) == 0) {
-            marker_write(a->status_dir, name, sha, size);
+        if (archive_push_file(&ar, path, &w, &res, &info, &err) == 0) {
+            marker_write(a->status_dir, name, info.sha256, info.plain_size);
             log_info("pushed \"%s\" ahead", name);
         } else {
             log_info("look-ahead push of \"%s\" failed: %s", name, err.msg);

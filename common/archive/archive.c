@@ -298,7 +298,7 @@ hex32(char out[65], const unsigned char sha[32])
 
 int
 archive_push_file(struct archive *a, const char *path, const struct walname *w,
-                  enum archive_push_result *res, unsigned char sha256_out[32], struct err *err)
+                  enum archive_push_result *res, struct object_info *info_out, struct err *err)
 {
     struct buf key = BUF_INIT;
     struct object_info info, stored;
@@ -320,8 +320,8 @@ archive_push_file(struct archive *a, const char *path, const struct walname *w,
         goto out;
     if (sink_finish(chain, err) == 0) {
         *res = ARCHIVE_PUSH_STORED;
-        if (sha256_out)
-            memcpy(sha256_out, info.sha256, 32);
+        if (info_out)
+            *info_out = info;
         rc = 0;
         goto out;
     }
@@ -334,8 +334,8 @@ archive_push_file(struct archive *a, const char *path, const struct walname *w,
     }
     if (stored.plain_size == info.plain_size && memcmp(stored.sha256, info.sha256, 32) == 0) {
         *res = ARCHIVE_PUSH_IDENTICAL;
-        if (sha256_out)
-            memcpy(sha256_out, info.sha256, 32);
+        if (info_out)
+            *info_out = info;
         rc = 0;
         goto out;
     }

@@ -72,10 +72,10 @@ int archive_check_local(const char *path, struct walname *w, struct walheader *h
  * Store one local WAL file under its key, never overwriting: if the key
  * exists with the same plaintext (size and SHA-256) the result is
  * ARCHIVE_PUSH_IDENTICAL; with different bytes, ERR_EXISTS naming both
- * checksums. sha256_out (may be NULL) gets the local file's checksum.
+ * checksums. info (may be NULL) gets the local file's size and checksum.
  */
 int archive_push_file(struct archive *a, const char *path, const struct walname *w,
-                      enum archive_push_result *res, unsigned char sha256_out[32], struct err *err);
+                      enum archive_push_result *res, struct object_info *info, struct err *err);
 
 /*
  * Fetch one WAL file into dest (atomically: temp file beside it, fsync,
