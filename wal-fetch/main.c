@@ -219,14 +219,13 @@ prefetch_worker(void *arg)
 
             if (bfd >= 0)
                 close(bfd);
-            if (archive_fetch_file(&ar, &w, NULL, file, &err) == 0 &&
-                archive_file_sha256(file, sha, &size, &err) == 0) {
+            if (archive_fetch_file(&ar, &w, NULL, file, &info, &err) == 0) {
                 char hex[65];
                 char *tmp = xasprintf("%s.tmp", note);
                 FILE *f = fopen(tmp, "w");
 
-                hex32(hex, sha);
-                if (f && fprintf(f, "%s %llu\n", hex, (unsigned long long)size) > 0 &&
+                hex32(hex, info.sha256);
+                if (f && fprintf(f, "%s %llu\n", hex, (unsigned long long)info.plain_size) > 0 &&
                     fclose(f) == 0)
                     rename(tmp, note);
                 else if (f)
@@ -487,7 +486,7 @@ main(int argc, char **argv)
     if (cli_open_repo(&cli, &err) < 0)
         goto fail;
     struct archive ar = {cli.repo, cli.oopts, cli.key};
-    if (archive_fetch_file(&ar, &w, NULL, dest, &err) < 0) {
+    if (archive_fetch_file(&ar, &w, NULL, dest, NULL, &err) < 0) {
         if (err.kind == ERR_NOT_FOUND) {
             log_info("%s", err.msg);
             rc = 1;
