@@ -209,9 +209,7 @@ prefetch_worker(void *arg)
         walname_format(name, &w);
         char *file = xasprintf("%s/%s", p->spool, name);
         char *note = xasprintf("%s/%s.sha256", p->spool, name);
-        unsigned char sha[32];
-        uint64_t size;
-
+        struct object_info info;
         char *busy = xasprintf("%s/%s.fetching", p->spool, name);
 
         if (access(note, F_OK) != 0) {

@@ -82,9 +82,11 @@ int archive_push_file(struct archive *a, const char *path, const struct walname 
  * rename), decoded and verified (checksum; for segments the page header
  * against the name and, if cluster is not NULL, the cluster). ERR_NOT_FOUND
  * when the archive does not have it. Nothing is left at dest on failure.
+ * info (may be NULL) gets the verified size and checksum.
  */
 int archive_fetch_file(struct archive *a, const struct walname *w,
-                       const struct cluster_info *cluster, const char *dest, struct err *err);
+                       const struct cluster_info *cluster, const char *dest,
+                       struct object_info *info, struct err *err);
 
 /* SHA-256 and size of a local file. */
 int archive_file_sha256(const char *path, unsigned char out[32], uint64_t *size, struct err *err);
