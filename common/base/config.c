@@ -204,7 +204,8 @@ config_read_file(char **out, size_t *out_len, struct stat *st_out, const char *p
         err_sys(err, ERR_IO, "could not stat %s \"%s\"", what, path);
         goto fail;
     }
-    if (!S_ISREG(st.st_mode)) {
+    /* character devices: so that --config /dev/null means "no config file" */
+    if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
         err_set(err, ERR_CONFIG, "%s \"%s\" is not a regular file", what, path);
         goto fail;
     }

@@ -455,6 +455,16 @@ test_config_file_errors(void)
     free(conf);
     clean_env();
 
+    /* /dev/null: no config file at all */
+    {
+        struct argv *a = mkargv("prog", "--config", "/dev/null", NULL);
+        struct opts *o = parse_ok(a);
+
+        if (o)
+            CHECK_STR(opts_source(o, "config"), "command line");
+        opts_free(o);
+        argv_free(a);
+    }
     /* the default file may be missing */
     {
         struct argv *a = mkargv("prog", NULL);

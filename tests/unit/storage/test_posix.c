@@ -13,7 +13,10 @@
 #include "base/xmalloc.h"
 #include "check.h"
 #include "storage/posix/posix.h"
+#include "base/options.h"
 #include "storage/repo.h"
+#include "storage/repo_config.h"
+#include "stream/object_config.h"
 #include "stream/stages.h"
 
 static char root[64];
@@ -616,6 +619,274 @@ test_repo_open_and_keys(void)
     }
 }
 
+static const struct opt_def *const common_tables[] = {opts_common, NULL};
+
+/* Parse argv (NULL-terminated, copied: parsing may scrub it) with the common options. */
+static struct opts *
+parse_common(const char *const *argv_in)
+{
+    char *argv[32];
+    int argc = 0;
+    struct opts *o = NULL;
+    struct err err;
+
+    while (argv_in[argc] && argc < 31) {
+        argv[argc] = xstrdup(argv_in[argc]);
+        argc++;
+    }
+    argv[argc] = NULL;
+    err_clear(&err);
+    CHECK_OK(opts_parse(&o, common_tables, argc, argv, &err), &err);
+    for (int i = 0; i < argc; i++)
+        free(argv[i]);
+    return o;
+}
+
+static char *
+write_key_file(const char *name, int mode, const void *data, size_t len)
+{
+    char *path = xasprintf("%s/%s", root, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    if (fd < 0 || write(fd, data, len) != (ssize_t)len)
+        printf("# could not write %s\n", path);
+    if (fd >= 0) {
+        fchmod(fd, (mode_t)mode);
+        close(fd);
+    }
+    return path;
+}
+
+static void
+test_repo_opts_load(void)
+{
+    struct repo_opts ro;
+    struct err err;
+    struct opts *o;
+    unsigned char key[32];
+    char *raw, *b64, *b64open, *shortk, *msg;
+
+    unsetenv("AWS_ENDPOINT_URL");
+    unsetenv("AWS_EC2_METADATA_DISABLED");
+    setenv("FERRY_CONFIG", "/dev/null", 1);
+    for (int i = 0; i < 32; i++)
+        key[i] = (unsigned char)(i * 8 + 1);
+    raw = write_key_file("raw.key", 0600, key, 32);
+    /* base64 of bytes 1, 9, 17, ... 249 */
+    {
+        const char *text = "\n  AQkRGSEpMTlBSVFZYWlxeYGJkZmhqbG5wcnR2eHp8fk=\n";
+
+        b64 = write_key_file("b64.key", 0400, text, strlen(text));
+    }
+    b64open = write_key_file("open.key", 0644, key, 32);
+    shortk = write_key_file("short.key", 0600, "tooshort", 8);
+
+    {
+        const char *a[] = {"p",
+                           "--s3-endpoint=http://127.0.0.1:9000",
+                           "--s3-uri-style",
+                           "path",
+                           "--s3-part-size",
+                           "8M",
+                           "--s3-parallel",
+                           "8",
+                           "--s3-retries=0",
+                           "--s3-timeout",
+                           "5",
+                           "--s3-sse-customer-key-file",
+                           raw,
+                           "--s3-no-imds",
+                           NULL};
+
+        o = parse_common(a);
+        err_clear(&err);
+        if (o) {
+            CHECK_OK(repo_opts_load(&ro, o, &err), &err);
+            CHECK_STR(ro.s3_endpoint, "http://127.0.0.1:9000");
+            CHECK(ro.s3_uri_style_set && ro.s3_uri_style == REPO_URI_PATH);
+            CHECK_INT(ro.s3_part_size, 8 << 20);
+            CHECK_INT(ro.parallel, 8);
+            CHECK_INT(ro.retries, 0);
+            CHECK_INT(ro.timeout_ms, 5000);
+            CHECK_INT(ro.connect_timeout_ms, 0);
+            CHECK(ro.imds_disabled);
+            CHECK(ro.s3_sse_customer_key_set);
+            CHECK(memcmp(ro.s3_sse_customer_key, key, 32) == 0);
+            CHECK(ro.s3_sse == NULL && ro.s3_region == NULL);
+        }
+        opts_free(o);
+    }
+    {
+        const char *a[] = {"p", "--s3-sse-customer-key-file", b64, NULL};
+
+        setenv("AWS_ENDPOINT_URL", "https://s3.example:8443", 1);
+        o = parse_common(a);
+        if (o) {
+            CHECK_OK(repo_opts_load(&ro, o, &err), &err);
+            CHECK(memcmp(ro.s3_sse_customer_key, key, 32) == 0);
+            CHECK_STR(ro.s3_endpoint, "https://s3.example:8443");
+            CHECK_INT(ro.retries, -1); /* unset */
+            CHECK(!ro.s3_uri_style_set);
+        }
+        opts_free(o);
+        unsetenv("AWS_ENDPOINT_URL");
+    }
+    {
+        const char *a[] = {"p", "--s3-sse-customer-key-file", b64open, NULL};
+
+        o = parse_common(a);
+        msg = xasprintf("SSE-C key file \"%s\" holds secrets and must not be accessible by group "
+                        "or others (mode 0644): run chmod 600 \"%s\"",
+                        b64open, b64open);
+        if (o)
+            CHECK_FAIL(repo_opts_load(&ro, o, &err), &err, ERR_CONFIG, msg);
+        free(msg);
+        opts_free(o);
+    }
+    {
+        const char *a[] = {"p", "--s3-sse-customer-key-file", shortk, NULL};
+
+        o = parse_common(a);
+        msg = xasprintf("SSE-C key file \"%s\" must hold a 32-byte key, raw or base64", shortk);
+        if (o)
+            CHECK_FAIL(repo_opts_load(&ro, o, &err), &err, ERR_CONFIG, msg);
+        free(msg);
+        opts_free(o);
+    }
+    {
+        static const struct {
+            const char *a1, *a2, *msg;
+        } bad[] = {
+            {"--s3-uri-style", "virtual",
+             "invalid value \"virtual\" for --s3-uri-style: expected "
+             "path or host"},
+            {"--s3-part-size", "1M",
+             "invalid value \"1M\" for --s3-part-size: must be between 5M "
+             "and 5G"},
+            {"--s3-parallel", "0",
+             "invalid value \"0\" for \"--s3-parallel\": must be between 1 "
+             "and 64"},
+            {"--s3-sse", "aes", "invalid value \"aes\" for --s3-sse: expected AES256 or aws:kms"},
+            {"--s3-sse-kms-key-id", "k1", "--s3-sse-kms-key-id needs --s3-sse aws:kms"},
+            {"--s3-endpoint", "minio:9000",
+             "invalid S3 endpoint \"minio:9000\": use "
+             "http://host[:port] or https://host[:port]"},
+        };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            const char *a[] = {"p", bad[i].a1, bad[i].a2, NULL};
+
+            o = parse_common(a);
+            if (o)
+                CHECK_FAIL(repo_opts_load(&ro, o, &err), &err, ERR_USAGE, bad[i].msg);
+            opts_free(o);
+        }
+    }
+    {
+        const char *a[] = {"p", "--s3-sse", "AES256", "--s3-sse-customer-key-file", raw, NULL};
+
+        o = parse_common(a);
+        if (o)
+            CHECK_FAIL(repo_opts_load(&ro, o, &err), &err, ERR_USAGE,
+                       "--s3-sse and --s3-sse-customer-key-file cannot be used together");
+        opts_free(o);
+    }
+    unlink(raw);
+    unlink(b64);
+    unlink(b64open);
+    unlink(shortk);
+    free(raw);
+    free(b64);
+    free(b64open);
+    free(shortk);
+    unsetenv("FERRY_CONFIG");
+}
+
+static void
+test_object_opts_load(void)
+{
+    struct object_opts oo;
+    struct crypt_key *k = NULL;
+    struct err err;
+    struct opts *o;
+    char *kf = write_key_file("enc.key", 0600, "0123456789abcdef0123456789abcdef", 32);
+
+    setenv("FERRY_CONFIG", "/dev/null", 1);
+    unsetenv("FERRY_ENCRYPTION_PASSPHRASE");
+    {
+        const char *a[] = {"p", NULL};
+
+        o = parse_common(a);
+        err_clear(&err);
+        if (o) {
+            CHECK_OK(object_opts_load(&oo, &k, o, &err), &err);
+            CHECK_INT(oo.compress, OBJECT_COMPRESS_ZSTD);
+            CHECK_INT(oo.level, 0);
+            CHECK(oo.key == NULL && k == NULL);
+        }
+        opts_free(o);
+    }
+    {
+        const char *a[] = {"p", "--compress", "gzip", "--compress-level=9", NULL};
+
+        setenv("FERRY_ENCRYPTION_PASSPHRASE", "pass phrase", 1);
+        o = parse_common(a);
+        if (o) {
+            CHECK_OK(object_opts_load(&oo, &k, o, &err), &err);
+            CHECK_INT(oo.compress, OBJECT_COMPRESS_GZIP);
+            CHECK_INT(oo.level, 9);
+            CHECK(oo.key != NULL && oo.key == k);
+            crypt_key_free(k);
+            k = NULL;
+        }
+        opts_free(o);
+        unsetenv("FERRY_ENCRYPTION_PASSPHRASE");
+    }
+    {
+        const char *a[] = {"p", "--compress", "gzip", "--compress-level=10", NULL};
+
+        o = parse_common(a);
+        if (o)
+            CHECK_FAIL(object_opts_load(&oo, &k, o, &err), &err, ERR_USAGE,
+                       "invalid value \"10\" for \"--compress-level\": must be between 0 and 9");
+        opts_free(o);
+    }
+    {
+        const char *a[] = {"p", "--compress", "lzma", NULL};
+
+        o = parse_common(a);
+        if (o)
+            CHECK_FAIL(object_opts_load(&oo, &k, o, &err), &err, ERR_USAGE,
+                       "unknown compression \"lzma\" (use zstd, gzip or none)");
+        opts_free(o);
+    }
+    {
+        const char *a[] = {"p", "--encryption-key-file", kf, NULL};
+
+        setenv("FERRY_ENCRYPTION_PASSPHRASE", "pw", 1);
+        o = parse_common(a);
+        if (o)
+            CHECK_FAIL(object_opts_load(&oo, &k, o, &err), &err, ERR_USAGE,
+                       "--encryption-key-file and --encryption-passphrase cannot be used "
+                       "together (from command line and environment "
+                       "(FERRY_ENCRYPTION_PASSPHRASE))");
+        CHECK(k == NULL);
+        opts_free(o);
+        unsetenv("FERRY_ENCRYPTION_PASSPHRASE");
+        o = parse_common(a);
+        if (o) {
+            CHECK_OK(object_opts_load(&oo, &k, o, &err), &err);
+            CHECK(oo.key != NULL && oo.key == k);
+            crypt_key_free(k);
+            k = NULL;
+        }
+        opts_free(o);
+    }
+    unlink(kf);
+    free(kf);
+    unsetenv("FERRY_CONFIG");
+}
+
 int
 main(void)
 {
@@ -632,6 +903,8 @@ main(void)
     RUN(test_posix_delete);
     RUN(test_posix_disk_full);
     RUN(test_repo_open_and_keys);
+    RUN(test_repo_opts_load);
+    RUN(test_object_opts_load);
     rmdir(root);
     return check_done();
 }
