@@ -67,18 +67,6 @@ static const struct opt_def fetch_opts[] = {
     OPT_END,
 };
 
-static void
-hex32(char out[65], const unsigned char sha[32])
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[sha[i] >> 4];
-        out[2 * i + 1] = digits[sha[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 static int
 fsync_dir_of(const char *path)
 {
@@ -120,7 +108,7 @@ spool_take(const char *spool, const char *name, const char *dest)
     fclose(f);
     if (archive_file_sha256(file, sha, &size, &err) < 0)
         goto drop;
-    hex32(hex, sha);
+    archive_sha256_hex(hex, sha);
     if (size != want_size || strcmp(hex, want) != 0 ||
         archive_check_local(file, &w, &h, &has_header, &err) < 0) {
         log_warning("prefetched \"%s\" is damaged, fetching it again", name);
@@ -222,7 +210,7 @@ prefetch_worker(void *arg)
                 char *tmp = xasprintf("%s.tmp", note);
                 FILE *f = fopen(tmp, "w");
 
-                hex32(hex, info.sha256);
+                archive_sha256_hex(hex, info.sha256);
                 if (f && fprintf(f, "%s %llu\n", hex, (unsigned long long)info.plain_size) > 0 &&
                     fclose(f) == 0)
                     rename(tmp, note);

@@ -49,18 +49,6 @@ static const struct opt_def push_opts[] = {
 
 #define MARKER_SUFFIX ".ferry"
 
-static void
-hex32(char out[65], const unsigned char sha[32])
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[sha[i] >> 4];
-        out[2 * i + 1] = digits[sha[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 /* The archive_status directory beside the WAL file, or NULL when there is none. */
 static char *
 status_dir_of(const char *path)
@@ -86,7 +74,7 @@ marker_write(const char *status_dir, const char *name, const unsigned char sha[3
     char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "w");
 
-    hex32(hex, sha);
+    archive_sha256_hex(hex, sha);
     if (f) {
         int ok = fprintf(f, "%s %llu\n", hex, (unsigned long long)size) > 0;
 
@@ -124,7 +112,7 @@ marker_matches(const char *status_dir, const char *name, const char *path)
     fclose(f);
     if (archive_file_sha256(path, sha, &size, &err) < 0)
         goto out;
-    hex32(hex, sha);
+    archive_sha256_hex(hex, sha);
     match = size == want_size && strcmp(hex, want) == 0;
     unlink(mpath);
 out:

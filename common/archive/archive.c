@@ -284,8 +284,8 @@ out:
     return rc;
 }
 
-static void
-hex32(char out[65], const unsigned char sha[32])
+void
+archive_sha256_hex(char out[65], const unsigned char sha[32])
 {
     static const char digits[] = "0123456789abcdef";
 
@@ -340,8 +340,8 @@ archive_push_file(struct archive *a, const char *path, const struct walname *w,
         goto out;
     }
     char local_hex[65], stored_hex[65];
-    hex32(local_hex, info.sha256);
-    hex32(stored_hex, stored.sha256);
+    archive_sha256_hex(local_hex, info.sha256);
+    archive_sha256_hex(stored_hex, stored.sha256);
     err_set(err, ERR_EXISTS,
             "\"%s\" is already archived with different contents: archived sha256 %s (%" PRIu64
             " bytes), local sha256 %s (%" PRIu64 " bytes)",

@@ -88,6 +88,9 @@ int archive_fetch_file(struct archive *a, const struct walname *w,
                        const struct cluster_info *cluster, const char *dest,
                        struct object_info *info, struct err *err);
 
+/* Lower-case hex of a SHA-256 (65 bytes with NUL). */
+void archive_sha256_hex(char out[65], const unsigned char sha[32]);
+
 /* SHA-256 and size of a local file. */
 int archive_file_sha256(const char *path, unsigned char out[32], uint64_t *size, struct err *err);
 
