@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -392,8 +393,12 @@ prefetch_spawn(struct cli *cli, const char *spool, const struct walname *cur, lo
     }
     fflush(NULL);
     pid = fork();
-    if (pid != 0)
-        return; /* parent (or fork failed: no prefetch) */
+    if (pid > 0) {
+        waitpid(pid, NULL, 0); /* the middle child exits at once */
+        return;
+    }
+    if (pid < 0)
+        return; /* no prefetch, no harm */
     /* child: detach from PostgreSQL's pipes and process group, then fork again */
     setsid();
     if (fork() != 0)
