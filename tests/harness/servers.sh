@@ -38,13 +38,14 @@ aws_rgw() {
 }
 
 start() {
-    "$ROOT/tests/harness/s3rver.sh" start
+    # children must not inherit the lock (fd 9): daemons would hold it forever
+    "$ROOT/tests/harness/s3rver.sh" start 9>&-
     local s3env rgwenv RGW_ENDPOINT RGW_ENDPOINT_HTTPS RGW_ACCESS_KEY_ID RGW_SECRET_ACCESS_KEY RGW_CA_FILE
     s3env="$("$ROOT/tests/harness/s3rver.sh" env)"
 
     [ -x "$RGW_SH" ] || { echo "servers: $RGW_SH not found (../shared beside the project)" >&2; return 1; }
     if ! rgw_running; then
-        "$RGW_SH" start >&2
+        "$RGW_SH" start >&2 9>&-
         touch "$RGW_OURS"
     fi
     rgwenv="$("$RGW_SH" env)"
@@ -76,9 +77,9 @@ start() {
 }
 
 stop() {
-    "$ROOT/tests/harness/s3rver.sh" stop || true
+    "$ROOT/tests/harness/s3rver.sh" stop 9>&- || true
     if [ -f "$RGW_OURS" ]; then
-        "$RGW_SH" stop >&2 || true
+        "$RGW_SH" stop >&2 9>&- || true
         rm -f "$RGW_OURS"
     else
         echo "servers: RGW left running (not started here)" >&2
