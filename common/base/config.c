@@ -47,9 +47,21 @@ parse_line(struct config *c, const char *p, const char *end, const char *file, i
         end--;
     if (p == end || *p == '#')
         return 0;
-    if (*p == '[')
-        return err_set(err, ERR_CONFIG, "sections are not supported in \"%s\" line %d", file,
-                       lineno);
+    if (*p == '[') {
+        /* "[wal-push]": the lines below belong to one program */
+        const char *sn = ++p;
+
+        while (p < end && is_name_char(*p))
+            p++;
+        if (p == sn || p + 1 != end || *p != ']')
+            return err_set(err, ERR_CONFIG,
+                           "invalid section in \"%s\" line %d: expected \"[program]\", e.g. "
+                           "\"[wal-push]\"",
+                           file, lineno);
+        free(c->section);
+        c->section = xstrndup(sn, (size_t)(p - sn));
+        return 0;
+    }
     name = p;
     while (p < end && !is_blank(*p) && *p != '=')
         p++;
@@ -100,7 +112,10 @@ parse_line(struct config *c, const char *p, const char *end, const char *file, i
     }
 
     for (size_t i = 0; i < c->n; i++) {
-        if (strlen(c->entries[i].name) == (size_t)(name_end - name) &&
+        const char *es = c->entries[i].section;
+        bool same_section = es == c->section || (es && c->section && strcmp(es, c->section) == 0);
+
+        if (same_section && strlen(c->entries[i].name) == (size_t)(name_end - name) &&
             memcmp(c->entries[i].name, name, (size_t)(name_end - name)) == 0) {
             err_set(err, ERR_CONFIG, "option \"%s\" is set twice in \"%s\" (lines %d and %d)",
                     c->entries[i].name, file, c->entries[i].line, lineno);
@@ -117,6 +132,7 @@ parse_line(struct config *c, const char *p, const char *end, const char *file, i
     c->entries[c->n].name = xstrndup(name, (size_t)(name_end - name));
     c->entries[c->n].value = buf_detach(&value);
     c->entries[c->n].line = lineno;
+    c->entries[c->n].section = c->section ? xstrdup(c->section) : NULL;
     c->n++;
     return 0;
 }
@@ -160,6 +176,7 @@ config_free(struct config *c)
         return;
     for (size_t i = 0; i < c->n; i++) {
         free(c->entries[i].name);
+        free(c->entries[i].section);
         if (c->entries[i].value) {
             /* values may be secrets: wipe before giving the memory back */
             size_t n = strlen(c->entries[i].value);
@@ -171,6 +188,7 @@ config_free(struct config *c)
         free(c->entries[i].value);
     }
     free(c->entries);
+    free(c->section);
     free(c);
 }
 

@@ -10,8 +10,11 @@
  *   compress = 'zstd'   # comment    after a quoted value only a comment may follow
  *
  * Names are [a-z0-9-] (upper case is refused so the file cannot disagree with
- * the --flag spelling). Setting one name twice is an error (a silent "last
- * wins" hides mistakes in long files). Sections ("[x]") are not supported.
+ * the --flag spelling). Setting one name twice in a section is an error (a
+ * silent "last wins" hides mistakes in long files). A line "[wal-push]"
+ * starts a section: the lines after it hold one program's own options
+ * (ferry-wal-push's), which other programs ignore; lines before any section
+ * are common to all programs.
  * Lines end with "\n" or "\r\n". A NUL byte anywhere is an error.
  */
 #ifndef BASE_CONFIG_H
@@ -25,12 +28,14 @@
 struct config_entry {
     char *name;
     char *value;
-    int line; /* 1-based */
+    int line;      /* 1-based */
+    char *section; /* NULL before any "[section]" line */
 };
 
 struct config {
     struct config_entry *entries; /* in file order */
     size_t n;
+    char *section; /* while parsing: the current section */
 };
 
 /*

@@ -43,6 +43,14 @@ struct opts {
     bool version;
 };
 
+static const char *opts_section;
+
+void
+opts_set_section(const char *name)
+{
+    opts_section = name;
+}
+
 const struct opt_def opts_common[] = {
     {"repo", 0, OPT_STRING, 0, "URL", "repository: s3://bucket/prefix or file:///path"},
     {"config", 0, OPT_STRING, OPT_NO_FILE, "FILE", "config file (default /etc/ferry.conf)"},
@@ -442,39 +450,51 @@ read_config(struct opts *o, struct err *err)
     }
     if (config_parse(&c, text, len, path, err) < 0)
         goto out;
-    for (size_t i = 0; i < c->n; i++) {
-        const struct config_entry *e = &c->entries[i];
-        struct opt_val *v = find_val(o, e->name);
+    /* this program's section first, so that it wins over the common lines */
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < c->n; i++) {
+            const struct config_entry *e = &c->entries[i];
+            bool own = e->section && opts_section && strcmp(e->section, opts_section) == 0;
 
-        if (!v) {
-            err_set(err, ERR_CONFIG, "unknown option \"%s\" in \"%s\" line %d", e->name, path,
-                    e->line);
-            goto out;
-        }
-        if (v->def->flags & OPT_NO_FILE) {
-            err_set(err, ERR_CONFIG, "option \"%s\" is not allowed in \"%s\" line %d", e->name,
-                    path, e->line);
-            goto out;
-        }
-        if (v->def->flags & OPT_SECRET)
-            has_secret = true;
-        if (v->value) {
-            /* overridden, but still checked: a bad line is a bad line */
-            struct opt_val tmp = {v->def, e->value, SRC_FILE, NULL, NULL};
+            if ((pass == 0) != own || (e->section && !own))
+                continue; /* another program's section, or not this pass */
+            struct opt_val *v = find_val(o, e->name);
 
-            tmp.where = xasprintf("\"%s\" in \"%s\" line %d", e->name, path, e->line);
-            rc = check_value_safe(&tmp, ERR_CONFIG, err);
-            free(tmp.where);
-            if (rc < 0)
+            if (!v) {
+                if (e->section)
+                    err_set(err, ERR_CONFIG, "unknown option \"%s\" in \"%s\" line %d", e->name,
+                            path, e->line);
+                else
+                    err_set(err, ERR_CONFIG,
+                            "unknown option \"%s\" in \"%s\" line %d (an option of one program "
+                            "goes in its section, e.g. [wal-push])",
+                            e->name, path, e->line);
                 goto out;
-            rc = -1;
-            continue;
+            }
+            if (v->def->flags & OPT_NO_FILE) {
+                err_set(err, ERR_CONFIG, "option \"%s\" is not allowed in \"%s\" line %d", e->name,
+                        path, e->line);
+                goto out;
+            }
+            if (v->def->flags & OPT_SECRET)
+                has_secret = true;
+            if (v->value) {
+                /* overridden, but still checked: a bad line is a bad line */
+                struct opt_val tmp = {v->def, e->value, SRC_FILE, NULL, NULL};
+
+                tmp.where = xasprintf("\"%s\" in \"%s\" line %d", e->name, path, e->line);
+                rc = check_value_safe(&tmp, ERR_CONFIG, err);
+                free(tmp.where);
+                if (rc < 0)
+                    goto out;
+                rc = -1;
+                continue;
+            }
+            set_val(v, e->value, SRC_FILE, xasprintf("config file (%s:%d)", path, e->line),
+                    xasprintf("\"%s\" in \"%s\" line %d", e->name, path, e->line));
+            if (check_value_safe(v, ERR_CONFIG, err) < 0)
+                goto out;
         }
-        set_val(v, e->value, SRC_FILE, xasprintf("config file (%s:%d)", path, e->line),
-                xasprintf("\"%s\" in \"%s\" line %d", e->name, path, e->line));
-        if (check_value_safe(v, ERR_CONFIG, err) < 0)
-            goto out;
-    }
     if (has_secret && config_check_private(&st, path, "config file", err) < 0)
         goto out;
     rc = 0;

@@ -75,6 +75,13 @@ bool opts_is_version(const struct opts *o);
 /* Print the options of the tables, one per line, for --help. */
 void opts_print_help(FILE *f, const struct opt_def *const *tables);
 
+/*
+ * The config file section of this program ("wal-push" for ferry-wal-push):
+ * its lines apply, other programs' sections are skipped. Call before
+ * opts_parse; NULL (the default) reads only the common lines.
+ */
+void opts_set_section(const char *name);
+
 /* The options every program shares: --repo, --config, --log-level, --s3-*, encryption. */
 extern const struct opt_def opts_common[];
 

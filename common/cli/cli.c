@@ -20,6 +20,8 @@ cli_init(struct cli *c, const char *progname, const char *usage, const struct op
     memset(c, 0, sizeof(*c));
     c->progname = progname;
     log_init(progname);
+    /* "ferry-wal-push" reads the [wal-push] section of the config file */
+    opts_set_section(strncmp(progname, "ferry-", 6) == 0 ? progname + 6 : progname);
     if (opts_parse(&c->opts, tables, argc, argv, err) < 0)
         return -1;
     if (opts_is_help(c->opts)) {

@@ -114,10 +114,34 @@ test_config_bad_lines_name_their_line(void)
     expect_fail(
         "s3_region = x\n",
         "invalid option name in \"f.conf\" line 1: use lower case letters, digits and \"-\"");
-    expect_fail("[main]\nrepo = x\n", "sections are not supported in \"f.conf\" line 1");
+    expect_fail("[Main]\nrepo = x\n", "invalid section in \"f.conf\" line 1: expected "
+                                      "\"[program]\", e.g. \"[wal-push]\"");
+    expect_fail("a = 1\n[wal-push] x\n", "invalid section in \"f.conf\" line 2: expected "
+                                         "\"[program]\", e.g. \"[wal-push]\"");
+    expect_fail("[]\n", "invalid section in \"f.conf\" line 1: expected \"[program]\", e.g. "
+                        "\"[wal-push]\"");
+    expect_fail("[wal-push]\na = 1\na = 2\n",
+                "option \"a\" is set twice in \"f.conf\" (lines 2 and 3)");
     expect_fail("a = \"open\n", "unterminated quote in \"f.conf\" line 1");
     expect_fail("a = 'x' 'y'\n", "unexpected text after closing quote in \"f.conf\" line 1");
     expect_fail("a = \"x\" y\n", "unexpected text after closing quote in \"f.conf\" line 1");
+}
+
+static void
+test_config_sections(void)
+{
+    struct config *c = NULL;
+    struct err err;
+    const char *text = "a = 1\n[wal-push]\na = 2\n  [wal-fetch]  \nb = 3\n";
+
+    CHECK_OK(config_parse(&c, text, strlen(text), "f.conf", &err), &err);
+    CHECK_INT(c->n, 3);
+    CHECK(c->entries[0].section == NULL);
+    CHECK_STR(c->entries[1].section, "wal-push");
+    CHECK_STR(c->entries[1].value, "2");
+    CHECK_STR(c->entries[2].section, "wal-fetch");
+    CHECK_INT(c->entries[2].line, 5);
+    config_free(c);
 }
 
 static void
@@ -169,6 +193,7 @@ main(void)
     RUN(test_config_empty_file);
     RUN(test_config_bad_lines_name_their_line);
     RUN(test_config_duplicate_is_an_error);
+    RUN(test_config_sections);
     RUN(test_config_nul_byte);
     RUN(test_config_check_private);
     return check_done();

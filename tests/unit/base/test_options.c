@@ -421,8 +421,37 @@ test_config_file_errors(void)
 
     clean_env();
     conf = write_file("u.conf", 0600, "repo = x\n\n# c\nrepo-url = y\n");
-    msg = xasprintf("unknown option \"repo-url\" in \"%s\" line 4", conf);
+    msg = xasprintf("unknown option \"repo-url\" in \"%s\" line 4 (an option of one program "
+                    "goes in its section, e.g. [wal-push])",
+                    conf);
     expect_fail(mkargv("prog", "--config", conf, NULL), ERR_CONFIG, msg);
+    free(msg);
+    free(conf);
+
+    /* sections: another program's options are skipped, this program's win over common lines */
+    struct opts *so;
+    struct argv *sa;
+    conf = write_file("s.conf", 0600,
+                      "repo = file:///common\n[other]\nnot-ours = 1\n[prog]\nrepo = file:///own\n");
+    opts_set_section("prog");
+    sa = mkargv("prog", "--config", conf, NULL);
+    so = parse_ok(sa);
+    CHECK_STR(so ? opts_get(so, "repo") : NULL, "file:///own");
+    opts_free(so);
+    argv_free(sa);
+    opts_set_section("else");
+    sa = mkargv("prog", "--config", conf, NULL);
+    so = parse_ok(sa);
+    CHECK_STR(so ? opts_get(so, "repo") : NULL, "file:///common");
+    opts_free(so);
+    argv_free(sa);
+    opts_set_section(NULL);
+    free(conf);
+    conf = write_file("t.conf", 0600, "[prog]\nnot-ours = 1\n");
+    opts_set_section("prog");
+    msg = xasprintf("unknown option \"not-ours\" in \"%s\" line 2", conf);
+    expect_fail(mkargv("prog", "--config", conf, NULL), ERR_CONFIG, msg);
+    opts_set_section(NULL);
     free(msg);
     free(conf);
 
