@@ -122,7 +122,7 @@ def main():
         with open(gen, 'w') as f:
             f.write(GEN)
         out = os.path.join(w, 'out')
-        curl_auth = "--aws-sigv4 aws:amz:us-east-1:s3 --user S3RVER:S3RVER"
+        curl_auth = "--aws-sigv4 aws:amz:us-east-1:s3 --user S3RVER:S3RVER -H x-amz-content-sha256:UNSIGNED-PAYLOAD"
         res = {}
 
         def bench(name, runs, cmd, mib):
