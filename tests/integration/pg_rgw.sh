@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Real PostgreSQL 15 against Ceph RGW (strict S3: SigV4, payload hashes, If-None-Match) over
+# https with its CA and SSE-KMS (--s3-sse aws:kms --s3-sse-kms-key-id testkey-1), settings and
+# credentials in a config file: the archive/PITR round trip; aws s3api head-object reports
+# aws:kms on a WAL object. Then the race, five times: two ferry-wal-push runs at once with
+# different bytes for one WAL name (a real segment and a copy with one byte changed after the
+# page header) -> exactly one exits 0, the other exits 1 naming both checksums, and the stored
+# object decodes to the winner's bytes.
+. "$(dirname "$0")/lib.sh"
+. "$HARNESS/pg.sh"
+use_servers
+on_exit "aws_rgw s3 rm --recursive --quiet s3://$RGW_BUCKET/$PFX/"
+unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
+
+cp "$RGW_CA_FILE" "$PGT/ca.crt"
+chmod 644 "$PGT/ca.crt"
+# rgw_cfg FILE PREFIX: a config file for the repository s3://bucket/PREFIX
+rgw_cfg() {
+    ferry_cfg "$1" "repo = s3://$RGW_BUCKET/$2" "s3-endpoint = $RGW_ENDPOINT_HTTPS" \
+        "s3-ca-file = $PGT/ca.crt" "s3-region = us-east-1" \
+        "s3-access-key-id = $RGW_ACCESS_KEY_ID" "s3-secret-access-key = $RGW_SECRET_ACCESS_KEY" \
+        "s3-sse = aws:kms" "s3-sse-kms-key-id = $RGW_KMS_KEY_ID"
+}
+CFG="$PGT/ferry.conf"
+rgw_cfg "$CFG" "$PFX/main"
+
+pitr_roundtrip "$CFG" 16
+
+section "SSE-KMS on the stored WAL objects"
+got=$(aws_rgw_https s3api head-object --bucket "$RGW_BUCKET" --key "$PFX/main/$(wal_key "$LAST")" \
+    --query '[ServerSideEncryption, SSEKMSKeyId]' --output text 2>&1)
+expect_eq "$(awk '{print $1}' <<<"$got")" "aws:kms" "head-object on $LAST reports aws:kms"
+expect_contains "$got" "$RGW_KMS_KEY_ID" "and the key id $RGW_KMS_KEY_ID"
+got=$(aws_rgw_https s3api head-object --bucket "$RGW_BUCKET" --key "$PFX/main/pg/cluster.json" \
+    --query ServerSideEncryption --output text 2>&1)
+expect_eq "$got" "aws:kms" "head-object on pg/cluster.json reports aws:kms"
+
+section "two pushes of different bytes for one WAL name at once, five times"
+NAME="$LAST"
+mkdir -p "$T/race/a" "$T/race/b"
+cp "$P/pg_wal/$NAME" "$T/race/a/$NAME"
+cp "$P/pg_wal/$NAME" "$T/race/b/$NAME"
+# one byte changed 1 MiB into the segment: the page header still agrees with the name
+python3 - "$T/race/b/$NAME" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(1 << 20)
+    b = f.read(1)
+    f.seek(1 << 20)
+    f.write(bytes([b[0] ^ 0xFF]))
+PY
+expect_files_differ "$T/race/a/$NAME" "$T/race/b/$NAME" "the two candidates differ"
+SHA_A=$(sha "$T/race/a/$NAME")
+SHA_B=$(sha "$T/race/b/$NAME")
+for i in 1 2 3 4 5; do
+    rc_cfg="$PGT/race-$i.conf"
+    rgw_cfg "$rc_cfg" "$PFX/race-$i"
+    for s in a b; do
+        ( timeout -k 5 120 "$WAL_PUSH" --config "$rc_cfg" "$T/race/$s/$NAME" >"$T/race/$s.out" 2>"$T/race/$s.err"
+          echo $? >"$T/race/$s.rc" ) &
+    done
+    wait
+    ra=$(cat "$T/race/a.rc") rb=$(cat "$T/race/b.rc")
+    if [ "$ra:$rb" = "0:1" ]; then
+        win=a lose=b wsha=$SHA_A lsha=$SHA_B
+    elif [ "$ra:$rb" = "1:0" ]; then
+        win=b lose=a wsha=$SHA_B lsha=$SHA_A
+    else
+        fail "race $i: exactly one push exits 0, the other 1" "exit statuses a=$ra b=$rb" \
+            "a: $(cat "$T/race/a.err")" "b: $(cat "$T/race/b.err")"
+        continue
+    fi
+    pass "race $i: exactly one push exits 0 ($win), the other 1"
+    RC=1 OUT="$T/race/$lose.out" ERR="$T/race/$lose.err" LAST_CMD="ferry-wal-push ($lose)"
+    expect_tool_error 1 "archived sha256 $wsha" "race $i: the loser's one-line error names the archived (winner's) checksum"
+    expect_contains "$(cat "$T/race/$lose.err")" "local sha256 $lsha" "race $i: and its own checksum"
+    rm -f "$T/race/got"
+    timeout 60 "$FERRY" repo --config "$rc_cfg" get "$(wal_key "$NAME")" "$T/race/got" >/dev/null 2>"$T/race/get.err"
+    expect_same_file "$T/race/got" "$T/race/$win/$NAME" "race $i: the stored object decodes to the winner's bytes"
+done
+OUT="$T/out" ERR="$T/err"
+done_testing
