@@ -6,7 +6,8 @@
 # aws:kms on a WAL object. Then the race, five times: two ferry-wal-push runs at once with
 # different bytes for one WAL name (a real segment and a copy with one byte changed after the
 # page header) -> exactly one exits 0, the other exits 1 naming both checksums, and the stored
-# object decodes to the winner's bytes.
+# object decodes to the winner's bytes. Three more races push uncompressed in 5 MiB parts
+# (multipart upload, where RGW ignores the condition on CompleteMultipartUpload).
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 use_servers
@@ -15,12 +16,14 @@ unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
 
 cp "$RGW_CA_FILE" "$PGT/ca.crt"
 chmod 644 "$PGT/ca.crt"
-# rgw_cfg FILE PREFIX: a config file for the repository s3://bucket/PREFIX
+# rgw_cfg FILE PREFIX [LINE...]: a config file for the repository s3://bucket/PREFIX
 rgw_cfg() {
-    ferry_cfg "$1" "repo = s3://$RGW_BUCKET/$2" "s3-endpoint = $RGW_ENDPOINT_HTTPS" \
+    local f="$1" p="$2"
+    shift 2
+    ferry_cfg "$f" "repo = s3://$RGW_BUCKET/$p" "s3-endpoint = $RGW_ENDPOINT_HTTPS" \
         "s3-ca-file = $PGT/ca.crt" "s3-region = us-east-1" \
         "s3-access-key-id = $RGW_ACCESS_KEY_ID" "s3-secret-access-key = $RGW_SECRET_ACCESS_KEY" \
-        "s3-sse = aws:kms" "s3-sse-kms-key-id = $RGW_KMS_KEY_ID"
+        "s3-sse = aws:kms" "s3-sse-kms-key-id = $RGW_KMS_KEY_ID" "$@"
 }
 CFG="$PGT/ferry.conf"
 rgw_cfg "$CFG" "$PFX/main"
@@ -36,7 +39,7 @@ got=$(aws_rgw_https s3api head-object --bucket "$RGW_BUCKET" --key "$PFX/main/pg
     --query ServerSideEncryption --output text 2>&1)
 expect_eq "$got" "aws:kms" "head-object on pg/cluster.json reports aws:kms"
 
-section "two pushes of different bytes for one WAL name at once, five times"
+section "two pushes of different bytes for one WAL name at once: five times, then three more as multipart uploads"
 NAME="$LAST"
 mkdir -p "$T/race/a" "$T/race/b"
 cp "$P/pg_wal/$NAME" "$T/race/a/$NAME"
@@ -53,9 +56,13 @@ PY
 expect_files_differ "$T/race/a/$NAME" "$T/race/b/$NAME" "the two candidates differ"
 SHA_A=$(sha "$T/race/a/$NAME")
 SHA_B=$(sha "$T/race/b/$NAME")
-for i in 1 2 3 4 5; do
+for i in 1 2 3 4 5 6 7 8; do
     rc_cfg="$PGT/race-$i.conf"
-    rgw_cfg "$rc_cfg" "$PFX/race-$i"
+    if [ "$i" -le 5 ]; then
+        rgw_cfg "$rc_cfg" "$PFX/race-$i"
+    else # uncompressed 16 MiB in 5 MiB parts: RGW ignores If-None-Match on CompleteMultipartUpload
+        rgw_cfg "$rc_cfg" "$PFX/race-$i" "compress = none" "s3-part-size = 5M"
+    fi
     for s in a b; do
         ( timeout -k 5 120 "$WAL_PUSH" --config "$rc_cfg" "$T/race/$s/$NAME" >"$T/race/$s.out" 2>"$T/race/$s.err"
           echo $? >"$T/race/$s.rc" ) &
