@@ -1,0 +1,516 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry-basebackup: a base backup of a PostgreSQL cluster streamed straight
+ * into the repository. Connects in replication mode, runs BASE_BACKUP and
+ * pushes each tablespace's tar (and the backup manifest) through the object
+ * encoder into pg/backups/<ID>/ with no local copy; then waits until the WAL
+ * from the start to the stop point is in the archive, and only then writes
+ * the catalogue entry pg/catalog/<ID>.json, the mark of a complete backup.
+ * Exit 0 on success, 1 with one line on stderr otherwise.
+ */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "archive/archive.h"
+#include "archive/catalog.h"
+#include "base/buf.h"
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "cli/cli.h"
+#include "source/pg.h"
+#include "storage/repo_config.h"
+#include "stream/object_config.h"
+
+static const char usage[] =
+    "usage: ferry-basebackup [OPTIONS]\n"
+    "\n"
+    "Take a base backup of a PostgreSQL cluster (12 or later) over the replication protocol\n"
+    "and stream it into the repository: each tablespace's tar and the backup manifest go\n"
+    "through SHA-256, compression and optional encryption to pg/backups/<ID>/, with no local\n"
+    "copy. The backup relies on the WAL archive (archive_command = 'ferry-wal-push %p' into\n"
+    "the same repository): after the backup it waits until every WAL segment from the start\n"
+    "to the stop point is archived, then writes the catalogue entry pg/catalog/<ID>.json.\n"
+    "A backup without its catalogue entry (interrupted, or WAL not archived in time) is\n"
+    "incomplete and is never used for a restore.\n"
+    "\n"
+    "The connection follows PostgreSQL's tools: -d takes a database name or a conninfo\n"
+    "string, and libpq's environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE ...) and\n"
+    "~/.pgpass apply. The role needs the REPLICATION attribute and pg_hba.conf a\n"
+    "\"replication\" entry. The server must belong to the repository's cluster (same system\n"
+    "identifier); an empty repository records it.\n"
+    "\n"
+    "Progress (bytes, rate, ETA) is shown on stderr when it is a terminal. --json prints the\n"
+    "catalogue entry on stdout at the end.\n"
+    "\n"
+    "Exit status: 0 the backup is complete and catalogued, 1 anything else.";
+
+static const struct opt_def bb_opts[] = {
+    {"dbname", 'd', OPT_STRING, 0, "CONNINFO", "database name or libpq connection string"},
+    {"host", 'h', OPT_STRING, 0, "HOST", "server host or socket directory (else PGHOST)"},
+    {"port", 'p', OPT_STRING, 0, "PORT", "server port (else PGPORT)"},
+    {"username", 'U', OPT_STRING, 0, "NAME", "user name, a role with REPLICATION (else PGUSER)"},
+    {"label", 'l', OPT_STRING, 0, "LABEL", "backup label (default \"ferry-basebackup\")"},
+    {"checkpoint", 'c', OPT_STRING, 0, "MODE", "fast or spread (default spread)"},
+    {"wal-timeout", 0, OPT_INT, 0, "SECONDS",
+     "wait at most this long for the backup's WAL to be archived (default 300)"},
+    {"json", 0, OPT_BOOL, 0, NULL, "print the catalogue entry as JSON on stdout at the end"},
+    {"progress", 0, OPT_BOOL, 0, NULL,
+     "show progress on stderr (default: when stderr is a terminal)"},
+    OPT_END,
+};
+
+/* S3 parts in flight cost (parallel + 1) x part size: keep a backup's memory small. */
+#define BB_PART_SIZE (8ULL << 20)
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+human(char *out, size_t n, double bytes)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+
+    while (bytes >= 1024 && u < 4) {
+        bytes /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, n, "%.0f %s", bytes, units[u]);
+    else
+        snprintf(out, n, "%.1f %s", bytes, units[u]);
+}
+
+struct progress {
+    bool on;
+    bool shown; /* a line is on the terminal */
+    double start;
+    double last;
+    uint64_t done;
+    uint64_t total; /* the server's estimate; 0 unknown */
+};
+
+/* One line, rewritten in place. */
+static void
+progress_show(struct progress *p, const char *what, bool force)
+{
+    char done[32], total[32], rate[32], eta[32] = "";
+    double t = now_s(), el = t - p->start;
+
+    if (!p->on || (!force && t - p->last < 0.5))
+        return;
+    p->last = t;
+    human(done, sizeof(done), (double)p->done);
+    human(rate, sizeof(rate), el > 0 ? (double)p->done / el : 0);
+    if (p->total) {
+        uint64_t total_b = p->total > p->done ? p->total : p->done;
+        int pct = (int)((double)p->done * 100.0 / (double)total_b);
+
+        human(total, sizeof(total), (double)total_b);
+        if (p->done > 0 && el > 1) {
+            double left = (double)(total_b - p->done) / ((double)p->done / el);
+            snprintf(eta, sizeof(eta), ", ETA %d:%02d", (int)left / 60, (int)left % 60);
+        }
+        fprintf(stderr, "\r%s: %s of ~%s (%d%%), %s/s%s\033[K", what, done, total, pct, rate, eta);
+    } else {
+        fprintf(stderr, "\r%s: %s, %s/s\033[K", what, done, rate);
+    }
+    p->shown = true;
+}
+
+static void
+progress_msg(struct progress *p, const char *msg)
+{
+    if (!p->on)
+        return;
+    fprintf(stderr, "\r%s\033[K", msg);
+    p->shown = true;
+}
+
+static void
+progress_end(struct progress *p)
+{
+    if (p->on && p->shown)
+        fputc('\n', stderr);
+    p->shown = false;
+}
+
+struct backup {
+    struct cli *cli;
+    struct archive *ar;
+    struct catalog_entry *e;
+    struct progress prog;
+    struct sink *chain; /* the open part's encoder chain */
+    struct object_info info;
+    size_t part; /* index in e->parts */
+};
+
+/* Names the server gives must be what catalog.h promises: they become repository keys. */
+static bool
+part_name_ok(const char *name, enum pg_stream_kind kind, uint32_t oid)
+{
+    char want[32];
+
+    if (kind == PG_STREAM_MANIFEST)
+        return strcmp(name, "backup_manifest") == 0;
+    if (oid == 0)
+        return strcmp(name, "base.tar") == 0;
+    snprintf(want, sizeof(want), "%" PRIu32 ".tar", oid);
+    return strcmp(name, want) == 0;
+}
+
+static int
+cb_started(void *arg, const struct pg_tablespace *ts, size_t n_ts, uint64_t start_lsn,
+           uint32_t start_tli, struct err *err)
+{
+    struct backup *b = arg;
+    char lsn[18];
+
+    for (size_t i = 0; i < n_ts; i++)
+        b->prog.total += ts[i].size_estimate;
+    walname_lsn_format(lsn, start_lsn);
+    log_info("backup started at %s on timeline %" PRIu32 " (%zu tablespace%s)", lsn, start_tli,
+             n_ts, n_ts == 1 ? "" : "s");
+    b->prog.start = now_s();
+    return 0;
+}
+
+static int
+cb_begin(void *arg, enum pg_stream_kind kind, const char *name, uint32_t oid, const char *location,
+         struct err *err)
+{
+    struct backup *b = arg;
+    struct catalog_part *p;
+
+    if (!part_name_ok(name, kind, oid))
+        return err_set(err, ERR_REMOTE, "the server sent an archive named \"%.100s\"", name);
+    for (size_t i = 0; i < b->e->n_parts; i++)
+        if (strcmp(b->e->parts[i].name, name) == 0)
+            return err_set(err, ERR_REMOTE, "the server sent \"%s\" twice", name);
+    p = catalog_add_part(b->e, name, oid, location);
+    b->part = b->e->n_parts - 1;
+    memset(&b->info, 0, sizeof(b->info));
+    b->chain = object_encode_sink_new(repo_put_sink_new(b->ar->repo, p->key, REPO_PUT_IF_ABSENT),
+                                      &b->ar->oopts, &b->info);
+    log_info("storing \"%s\"", p->key);
+    return 0;
+}
+
+static int
+cb_data(void *arg, const void *buf, size_t len, struct err *err)
+{
+    struct backup *b = arg;
+
+    if (sink_write(b->chain, buf, len, err) < 0) {
+        err_prefix(err, "could not store \"%s\"", b->e->parts[b->part].key);
+        return -1;
+    }
+    b->prog.done += len;
+    progress_show(&b->prog, "ferry-basebackup", false);
+    return 0;
+}
+
+static int
+cb_end(void *arg, struct err *err)
+{
+    struct backup *b = arg;
+    struct catalog_part *p = &b->e->parts[b->part];
+    int rc = sink_finish(b->chain, err);
+
+    sink_free(b->chain);
+    b->chain = NULL;
+    if (rc < 0) {
+        err_prefix(err, "could not store \"%s\"", p->key);
+        return -1;
+    }
+    p->size = b->info.plain_size;
+    p->stored_size = b->info.stored_size;
+    object_sha256_hex(p->sha256, &b->info);
+    log_info("stored \"%s\": %" PRIu64 " bytes, %" PRIu64 " stored", p->key, p->size,
+             p->stored_size);
+    return 0;
+}
+
+/*
+ * Wait until every segment of [first, last] on tli is in the repository,
+ * polling with backoff; ERR_TIMEOUT naming the first missing one.
+ */
+static int
+wait_wal(struct backup *b, uint32_t tli, uint64_t first, uint64_t last, long timeout_s,
+         struct err *err)
+{
+    double deadline = now_s() + (double)timeout_s;
+    double delay = 0.1;
+    uint64_t seg = first;
+    struct buf key = BUF_INIT;
+    int rc = -1;
+
+    while (seg <= last) {
+        struct walname w;
+        struct repo_stat st;
+        char name[WALNAME_MAX];
+
+        walname_from_segno(&w, tli, seg, b->e->seg_size);
+        walname_format(name, &w);
+        buf_reset(&key);
+        archive_wal_key(&key, &w);
+        if (repo_stat(b->ar->repo, buf_str(&key), &st, err) == 0) {
+            seg++;
+            delay = 0.1;
+            continue;
+        }
+        if (err->kind != ERR_NOT_FOUND) {
+            err_prefix(err, "could not check the archive for WAL segment \"%s\"", name);
+            goto out;
+        }
+        if (now_s() >= deadline) {
+            err_set(err, ERR_TIMEOUT,
+                    "WAL segment %s was not archived within %ld s: check archive_command "
+                    "(ferry-wal-push) and pg_stat_archiver",
+                    name, timeout_s);
+            goto out;
+        }
+        if (b->prog.on) {
+            char msg[128];
+
+            snprintf(msg, sizeof(msg), "ferry-basebackup: waiting for WAL segment %s", name);
+            progress_msg(&b->prog, msg);
+        }
+        double left = deadline - now_s();
+        double d = delay < left ? delay : left;
+        if (d > 0) {
+            struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+        delay = delay * 2 < 5 ? delay * 2 : 5;
+    }
+    rc = 0;
+out:
+    buf_free(&key);
+    return rc;
+}
+
+/* True if anything is stored under the backup's prefix already (an ID taken in this second). */
+static int
+has_any(const struct repo_entry *ent, void *arg)
+{
+    *(bool *)arg = true;
+    return 1;
+}
+
+static int
+id_taken(struct repo *repo, const char *id, bool *taken, struct err *err)
+{
+    char *prefix = xasprintf("%s%s/", BACKUP_PREFIX, id);
+    char *cat = xasprintf("%s%s.json", CATALOG_PREFIX, id);
+    struct repo_stat st;
+    int rc = -1;
+
+    *taken = false;
+    if (repo_list(repo, prefix, NULL, has_any, taken, err) < 0)
+        goto out;
+    if (!*taken) {
+        if (repo_stat(repo, cat, &st, err) == 0)
+            *taken = true;
+        else if (err->kind != ERR_NOT_FOUND)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(prefix);
+    free(cat);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct cli cli;
+    struct err err;
+    PGconn *conn = NULL;
+    struct pg_system sys;
+    struct catalog_entry e;
+    struct backup b;
+    struct pg_backup_result res;
+    long wal_timeout;
+    bool fast, json;
+    char *text = NULL;
+    int rc = 1;
+
+    err_clear(&err);
+    memset(&e, 0, sizeof(e));
+    memset(&b, 0, sizeof(b));
+    signal(SIGPIPE, SIG_IGN);
+    if (cli_init(&cli, "ferry-basebackup", usage, bb_opts, argc, argv, &err) < 0)
+        goto out;
+    if (cli.done) {
+        rc = 0;
+        goto out;
+    }
+    if (cli.n_args != 0) {
+        err_set(&err, ERR_USAGE, "unexpected argument \"%s\"", cli.args[0]);
+        goto out;
+    }
+    const char *cp = opts_get(cli.opts, "checkpoint");
+    if (!cp || strcmp(cp, "spread") == 0) {
+        fast = false;
+    } else if (strcmp(cp, "fast") == 0) {
+        fast = true;
+    } else {
+        err_set(&err, ERR_USAGE, "invalid --checkpoint \"%s\": use fast or spread", cp);
+        goto out;
+    }
+    if (opts_get_int(cli.opts, "wal-timeout", 300, 0, 7 * 24 * 3600, &wal_timeout, &err) < 0)
+        goto out;
+    const char *label = opts_get(cli.opts, "label");
+    if (!label)
+        label = "ferry-basebackup";
+    if (strlen(label) > 1023) {
+        err_set(&err, ERR_USAGE, "--label is longer than 1023 bytes");
+        goto out;
+    }
+    for (const char *s = label; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            err_set(&err, ERR_USAGE, "--label must not contain control characters");
+            goto out;
+        }
+    }
+    json = opts_get_bool(cli.opts, "json", false);
+    b.prog.on = opts_get_bool(cli.opts, "progress", isatty(STDERR_FILENO) == 1);
+    if (!opts_get(cli.opts, "repo")) {
+        err_set(&err, ERR_USAGE, "no repository given: use --repo URL or FERRY_REPO");
+        goto out;
+    }
+    /* load the repository settings here to give basebackup its own part size default */
+    if (repo_opts_load(&cli.ropts, cli.opts, &err) < 0 ||
+        object_opts_load(&cli.oopts, &cli.key, cli.opts, &err) < 0)
+        goto out;
+    cli.loaded = true;
+    if (!cli.ropts.s3_part_size)
+        cli.ropts.s3_part_size = BB_PART_SIZE;
+
+    struct pg_conn_opts co = {
+        opts_get(cli.opts, "dbname"),   opts_get(cli.opts, "host"), opts_get(cli.opts, "port"),
+        opts_get(cli.opts, "username"), "ferry-basebackup",
+    };
+    if (pg_repl_connect(&conn, &co, &err) < 0 || pg_identify(conn, &sys, &err) < 0)
+        goto out;
+    if (sys.version_num < 120000) {
+        err_set(&err, ERR_USAGE,
+                "the server runs PostgreSQL %d.%d: ferry-basebackup needs 12 or later",
+                sys.version_num / 10000, sys.version_num % 10000 / 100);
+        goto out;
+    }
+    log_info("server: PostgreSQL %d, system identifier %" PRIu64 ", timeline %" PRIu32,
+             sys.version_num, sys.sysid, sys.timeline);
+
+    if (cli_open_repo(&cli, &err) < 0)
+        goto out;
+    struct archive ar = {cli.repo, cli.oopts, cli.key};
+    struct cluster_info ci = {sys.sysid, sys.version_num / 10000, sys.seg_size, sys.blcksz};
+    if (archive_cluster_check(&ar, &ci, "the server", &err) < 0)
+        goto out;
+
+    /* the ID is the start time; one backup per second and repository */
+    for (int tries = 0;; tries++) {
+        bool taken;
+
+        e.start_time = time(NULL);
+        catalog_id(e.id, e.start_time);
+        if (id_taken(cli.repo, e.id, &taken, &err) < 0)
+            goto out;
+        if (!taken)
+            break;
+        if (tries == 3) {
+            err_set(&err, ERR_EXISTS, "backup \"%s\" exists already in the repository", e.id);
+            goto out;
+        }
+        sleep(1);
+    }
+    e.label = xstrdup(label);
+    e.sysid = sys.sysid;
+    e.pg_version_num = sys.version_num;
+    e.seg_size = sys.seg_size;
+
+    b.cli = &cli;
+    b.ar = &ar;
+    b.e = &e;
+    b.prog.start = now_s();
+    progress_msg(&b.prog, fast ? "ferry-basebackup: waiting for a fast checkpoint"
+                               : "ferry-basebackup: waiting for a spread checkpoint "
+                                 "(--checkpoint fast to start at once)");
+    struct pg_backup_opts bo = {label, fast, true};
+    struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, &b};
+    if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) < 0)
+        goto out;
+    e.stop_time = time(NULL);
+    progress_show(&b.prog, "ferry-basebackup", true);
+    PQfinish(conn);
+    conn = NULL;
+
+    if (res.start_tli != res.stop_tli) {
+        err_set(&err, ERR_REMOTE,
+                "the timeline changed during the backup (%" PRIu32 " to %" PRIu32
+                "): take it again",
+                res.start_tli, res.stop_tli);
+        goto out;
+    }
+    e.timeline = res.start_tli;
+    e.start_lsn = res.start_lsn;
+    e.stop_lsn = res.stop_lsn;
+    uint64_t first = res.start_lsn / e.seg_size;
+    /* the segment holding the last byte before the stop point, as PostgreSQL waits for */
+    uint64_t last = res.stop_lsn > 0 ? (res.stop_lsn - 1) / e.seg_size : first;
+    if (last < first)
+        last = first;
+    struct walname w;
+    walname_from_segno(&w, e.timeline, first, e.seg_size);
+    walname_format(e.start_wal, &w);
+    walname_from_segno(&w, e.timeline, last, e.seg_size);
+    walname_format(e.stop_wal, &w);
+
+    if (wait_wal(&b, e.timeline, first, last, wal_timeout, &err) < 0)
+        goto out;
+    progress_end(&b.prog);
+    if (catalog_write(&ar, &e, &err) < 0)
+        goto out;
+    text = catalog_to_json(&e);
+    if (json) {
+        fputs(text, stdout);
+        if (!*text || text[strlen(text) - 1] != '\n')
+            fputc('\n', stdout);
+        if (fflush(stdout) != 0) {
+            err_sys(&err, ERR_IO, "could not write to stdout");
+            goto out;
+        }
+    }
+    uint64_t total = 0, stored = 0;
+    for (size_t i = 0; i < e.n_parts; i++) {
+        total += e.parts[i].size;
+        stored += e.parts[i].stored_size;
+    }
+    log_info("backup %s complete: %" PRIu64 " bytes, %" PRIu64 " stored, WAL %s to %s", e.id, total,
+             stored, e.start_wal, e.stop_wal);
+    rc = 0;
+out:
+    progress_end(&b.prog);
+    sink_free(b.chain);
+    PQfinish(conn);
+    if (rc != 0)
+        log_err(&err);
+    free(text);
+    catalog_entry_free(&e);
+    cli_free(&cli);
+    return rc;
+}
