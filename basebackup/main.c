@@ -58,6 +58,8 @@ static const struct opt_def bb_opts[] = {
     {"checkpoint", 'c', OPT_STRING, 0, "MODE", "fast or spread (default spread)"},
     {"wal-timeout", 0, OPT_INT, 0, "SECONDS",
      "wait at most this long for the backup's WAL to be archived (default 300)"},
+    {"max-rate", 'r', OPT_SIZE, 0, "RATE",
+     "limit the server's transfer rate, bytes per second, 32K to 1G (default no limit)"},
     {"json", 0, OPT_BOOL, 0, NULL, "print the catalogue entry as JSON on stdout at the end"},
     {"progress", 0, OPT_BOOL, 0, NULL,
      "show progress on stderr (default: when stderr is a terminal)"},
@@ -386,6 +388,13 @@ main(int argc, char **argv)
             goto out;
         }
     }
+    unsigned long long max_rate;
+    if (opts_get_size(cli.opts, "max-rate", 0, &max_rate, &err) < 0)
+        goto out;
+    if (max_rate && (max_rate < (32ULL << 10) || max_rate > (1ULL << 30))) {
+        err_set(&err, ERR_USAGE, "--max-rate must be between 32K and 1G bytes per second");
+        goto out;
+    }
     json = opts_get_bool(cli.opts, "json", false);
     b.prog.on = opts_get_bool(cli.opts, "progress", isatty(STDERR_FILENO) == 1);
     if (!opts_get(cli.opts, "repo")) {
@@ -450,7 +459,7 @@ main(int argc, char **argv)
     progress_msg(&b.prog, fast ? "ferry-basebackup: waiting for a fast checkpoint"
                                : "ferry-basebackup: waiting for a spread checkpoint "
                                  "(--checkpoint fast to start at once)");
-    struct pg_backup_opts bo = {label, fast, true};
+    struct pg_backup_opts bo = {label, fast, true, (uint32_t)(max_rate >> 10)};
     struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, &b};
     if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) < 0)
         goto out;

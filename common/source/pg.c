@@ -273,6 +273,8 @@ pg_base_backup_command(int version_num, const struct pg_backup_opts *o)
         buf_puts(&b, ", PROGRESS, CHECKPOINT ");
         buf_puts(&b, o->fast_checkpoint ? "'fast'" : "'spread'");
         buf_puts(&b, ", WAIT false");
+        if (o->max_rate)
+            buf_printf(&b, ", MAX_RATE %" PRIu32, o->max_rate);
         if (manifest)
             buf_puts(&b, ", MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256'");
         buf_puts(&b, ", TABLESPACE_MAP )");
@@ -283,6 +285,8 @@ pg_base_backup_command(int version_num, const struct pg_backup_opts *o)
         if (o->fast_checkpoint)
             buf_puts(&b, " FAST");
         buf_puts(&b, " NOWAIT");
+        if (o->max_rate)
+            buf_printf(&b, " MAX_RATE %" PRIu32, o->max_rate);
         if (manifest)
             buf_puts(&b, " MANIFEST 'yes' MANIFEST_CHECKSUMS 'SHA256'");
         buf_puts(&b, " TABLESPACE_MAP");

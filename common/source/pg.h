@@ -58,7 +58,8 @@ int pg_parse_size(const char *s, uint64_t *out, struct err *err);
 struct pg_backup_opts {
     const char *label;
     bool fast_checkpoint;
-    bool manifest; /* MANIFEST 'yes' with SHA-256 checksums (PostgreSQL 13+) */
+    bool manifest;     /* MANIFEST 'yes' with SHA-256 checksums (PostgreSQL 13+) */
+    uint32_t max_rate; /* kB/s the server may send, 32 to 1048576; 0 = no limit */
 };
 
 struct pg_tablespace {
