@@ -78,7 +78,11 @@ expect_ok "get succeeds after a reset mid-body"
 expect_same_file "$T/got" "$T/big" "output byte-identical after the reset"
 r=$(ranges GET '/get/big$')
 expect_eq "$(proxy_count GET '/get/big$')" 2 "2 GET requests"
-expect_contains "$r" "bytes=3145728-" "the second GET asks for the rest with a Range (seen: $r)"
+# a RST makes the client's kernel drop what it had not read yet: the resume point is at
+# most the 3 MiB the proxy sent, and more than 0
+from=$(echo "$r" | sed -n 's/^None bytes=\([0-9]*\)-$/\1/p')
+expect_ge "${from:-0}" 1 "the second GET asks for the rest with a Range \"bytes=N-\" (seen: $r)"
+expect_le "${from:-0}" 3145728 "N is not beyond the bytes sent before the reset"
 
 proxy_plan '[{"method": "GET", "path": "/get/big$", "fault": "truncate", "after_bytes": 1000000, "times": 1}]'
 rm -f "$T/got"
@@ -132,7 +136,7 @@ rm -f "$T/got"
 start=$(now)
 ferry_run get get/big "$T/got" --raw --s3-timeout 2 --s3-retries 2
 took=$(elapsed "$start")
-expect_error 1 "timed out" "a server that stalls forever: exit 1, timed out"
+expect_error 1 "no data moved for 2000 ms" "a server that stalls forever: exit 1, no data moved for 2000 ms"
 expect_le "$took" 30 "the timeout comes in bounded time (${took}s for 3 attempts of 2 s)"
 expect_ge "$took" 6 "after the 3 attempts"
 expect_eq "$(proxy_count GET '/get/big$')" 3 "3 GET attempts"

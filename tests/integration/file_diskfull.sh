@@ -8,7 +8,7 @@
 if [ "$(id -u)" != 0 ]; then
     bail "mount a 4 MiB tmpfs" "this test needs root (mount -t tmpfs); run it through tools/test as root"
 fi
-R="$T/small"
+R="$T/mnt"
 mkdir -p "$R"
 if ! mount -t tmpfs -o size=4m,mode=0755 ferry-it-full "$R" 2>"$T/mount.err"; then
     bail "mount a 4 MiB tmpfs" "$(cat "$T/mount.err")"

