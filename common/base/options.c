@@ -278,9 +278,14 @@ static int
 take_flag(struct opts *o, struct opt_val *v, const char *shown, const char *value, bool negated,
           const char **secret_flag, struct err *err)
 {
+    char *joined = NULL;
+
     if (v->def->type == OPT_BOOL && !value)
         value = negated ? "false" : "true";
+    if ((v->def->flags & OPT_REPEAT) && v->value && v->src == SRC_FLAG)
+        value = joined = xasprintf("%s,%s", v->value, value);
     set_val(v, value, SRC_FLAG, xstrdup("command line"), xasprintf("\"%s\"", shown));
+    free(joined);
     if (v->def->flags & OPT_SECRET && !*secret_flag)
         *secret_flag = v->def->name;
     (void)o;

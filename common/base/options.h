@@ -34,6 +34,7 @@ struct opt_def {
 #define OPT_SECRET 1u  /* never printed; config file must be private */
 #define OPT_NO_FILE 2u /* not read from the config file (e.g. "config" itself) */
 #define OPT_NO_ENV 4u  /* not read from the environment */
+#define OPT_REPEAT 8u  /* a flag given again appends: values joined with "," */
 
 /* Terminates an opt_def array. */
 #define OPT_END                                                                                    \

@@ -1,0 +1,688 @@
+/* SPDX-License-Identifier: MIT */
+/* Download, unpack and verify the tar parts of a base backup: see extract.h. */
+#include "extract.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/xmalloc.h"
+#include "format/tar.h"
+#include "stream/stages.h"
+
+#define READ_BUF (1u << 20)
+#define DATA_BUF (256u << 10)
+#define HELD_MAX (1u << 20) /* tablespace_map; pg_control is 8 KiB */
+#define PIPE_SIZE (1 << 20)
+
+struct run {
+    const struct extract_opts *o;
+    struct extract_held *held;
+    atomic_int cancel;
+    pthread_mutex_t lock;
+    bool has_err;
+    struct err first; /* the first failure of any thread */
+};
+
+struct job {
+    struct run *run;
+    struct extract_part *part;
+    int pipe_r, pipe_w;
+    pthread_t dl, ex;
+    bool dl_started, ex_started;
+    int dl_rc, ex_rc;
+    struct object_info info;
+    unsigned char *rbuf;
+    /* the directory of the last entry, kept open */
+    char parent_path[TAR_PATH_MAX];
+    int parent_fd;
+};
+
+static void
+record(struct run *r, struct job *j, struct err *err)
+{
+    pthread_mutex_lock(&r->lock);
+    if (!r->has_err) {
+        r->first = *err;
+        err_prefix(&r->first, "\"%s\"", j->part->name);
+        r->has_err = true;
+    }
+    atomic_store(&r->cancel, 1);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void
+hex32(char out[65], const unsigned char sha[32])
+{
+    static const char d[] = "0123456789abcdef";
+
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = d[sha[i] >> 4];
+        out[2 * i + 1] = d[sha[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+/* ---- download thread ---------------------------------------------------------------------- */
+
+static void *
+dl_main(void *arg)
+{
+    struct job *j = arg;
+    struct extract_part *p = j->part;
+    struct err err;
+    struct sink *chain;
+    char got[65];
+    int rc = -1;
+
+    err_clear(&err);
+    chain =
+        object_decode_sink_new(fd_sink_new(j->pipe_w, "the tar reader"), j->run->o->key, &j->info);
+    if (repo_get(p->repo, p->key, 0, 0, chain, &err) < 0 || sink_finish(chain, &err) < 0)
+        goto out;
+    hex32(got, j->info.sha256);
+    if (j->info.plain_size != p->size || strcmp(got, p->sha256) != 0) {
+        err_set(&err, ERR_CORRUPT,
+                "object \"%s\" does not match the catalogue: %" PRIu64 " bytes, sha256 %s; the "
+                "catalogue says %" PRIu64 " bytes, sha256 %s",
+                p->key, j->info.plain_size, got, p->size, p->sha256);
+        goto out;
+    }
+    p->stored = j->info.stored_size;
+    rc = 0;
+out:
+    sink_free(chain);
+    if (rc < 0) {
+        /* when the reader stopped first, its error is the one that counts */
+        if (!(err.sys_errno == EPIPE && atomic_load(&j->run->cancel)))
+            record(j->run, j, &err);
+    }
+    close(j->pipe_w);
+    j->pipe_w = -1;
+    j->dl_rc = rc;
+    return NULL;
+}
+
+/* ---- extraction --------------------------------------------------------------------------- */
+
+static la_ssize_t
+read_cb(struct archive *a, void *arg, const void **buf)
+{
+    struct job *j = arg;
+    ssize_t n;
+
+    if (atomic_load(&j->run->cancel)) {
+        archive_set_error(a, ECANCELED, "cancelled");
+        return -1;
+    }
+    do
+        n = read(j->pipe_r, j->rbuf, READ_BUF);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        archive_set_error(a, errno, "could not read from the download");
+        return -1;
+    }
+    *buf = j->rbuf;
+    return n;
+}
+
+static void
+close_parent(struct job *j)
+{
+    if (j->parent_fd >= 0)
+        close(j->parent_fd);
+    j->parent_fd = -1;
+    j->parent_path[0] = '\0';
+}
+
+static int
+fix_owner(struct job *j, int dfd, const char *name, int fd, const char *path, struct err *err)
+{
+    const struct extract_opts *o = j->run->o;
+    int rc;
+
+    if (!o->do_chown)
+        return 0;
+    rc = fd >= 0 ? fchown(fd, o->uid, o->gid)
+                 : fchownat(dfd, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
+    if (rc < 0)
+        return err_sys(err, ERR_IO, "could not change the owner of \"%s\"", path);
+    return 0;
+}
+
+/*
+ * Open the directory holding path (relative, normalised), creating missing
+ * directories (0700), never following a symlink. *leaf points into path.
+ * The result stays cached in j (do not close it).
+ */
+static int
+open_parent(struct job *j, const char *path, const char **leaf, int *out, struct err *err)
+{
+    const char *slash = strrchr(path, '/');
+    size_t plen = slash ? (size_t)(slash - path) : 0;
+    const char *p = path;
+    char comp[TAR_PATH_MAX];
+    int cur;
+
+    *leaf = slash ? slash + 1 : path;
+    if (plen == 0) {
+        *out = j->part->dir_fd;
+        return 0;
+    }
+    if (j->parent_fd >= 0 && strlen(j->parent_path) == plen &&
+        memcmp(j->parent_path, path, plen) == 0) {
+        *out = j->parent_fd;
+        return 0;
+    }
+    close_parent(j);
+    cur = j->part->dir_fd;
+    while (p < path + plen) {
+        const char *s = memchr(p, '/', (size_t)(path + plen - p));
+        size_t n = s ? (size_t)(s - p) : (size_t)(path + plen - p);
+        int fd;
+
+        memcpy(comp, p, n);
+        comp[n] = '\0';
+        fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            if (mkdirat(cur, comp, 0700) < 0 && errno != EEXIST) {
+                err_sys(err, ERR_IO, "could not create directory \"%.*s\"", (int)(p + n - path),
+                        path);
+                goto fail;
+            }
+            fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd >= 0 && fix_owner(j, -1, NULL, fd, path, err) < 0) {
+                close(fd);
+                goto fail;
+            }
+        }
+        if (fd < 0) {
+            if (errno == ELOOP || errno == ENOTDIR)
+                err_set(err, ERR_CORRUPT,
+                        "tar entry \"%s\" lies below \"%.*s\", which is not a "
+                        "directory",
+                        path, (int)(p + n - path), path);
+            else
+                err_sys(err, ERR_IO, "could not open directory \"%.*s\"", (int)(p + n - path),
+                        path);
+            goto fail;
+        }
+        if (cur != j->part->dir_fd)
+            close(cur);
+        cur = fd;
+        p += n + 1;
+    }
+    memcpy(j->parent_path, path, plen);
+    j->parent_path[plen] = '\0';
+    j->parent_fd = cur;
+    *out = cur;
+    return 0;
+fail:
+    if (cur != j->part->dir_fd)
+        close(cur);
+    return -1;
+}
+
+/* The manifest's name for an entry: tablespace files are under pg_tblspc/<oid>/. */
+static void
+manifest_name(char *out, size_t size, const struct job *j, const char *path)
+{
+    if (j->part->oid)
+        snprintf(out, size, "pg_tblspc/%u/%s", j->part->oid, path);
+    else
+        snprintf(out, size, "%s", path);
+}
+
+static int
+write_all(int fd, const void *buf, size_t len, const char *path, struct err *err)
+{
+    const char *p = buf;
+
+    while (len) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return err_sys(err, ERR_IO, "could not write \"%s\"", path);
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int
+do_file(struct job *j, struct archive *a, const char *path, struct err *err)
+{
+    char mname[TAR_PATH_MAX + 32];
+    struct manifest_file *mf;
+    struct manifest_hash *h = NULL;
+    unsigned char digest[MANIFEST_DIGEST_MAX];
+    struct buf *held = NULL;
+    const char *leaf;
+    int dfd, fd = -1, rc = -1;
+    uint64_t size = 0;
+    char *data = NULL;
+
+    manifest_name(mname, sizeof(mname), j, path);
+    mf = manifest_find(j->run->o->manifest, mname);
+    if (!mf)
+        return err_set(err, ERR_CORRUPT, "file \"%s\" is in the backup but not in its manifest",
+                       mname);
+    if (j->part->oid == 0 && strcmp(path, "global/pg_control") == 0) {
+        held = &j->run->held->pg_control;
+        j->run->held->has_pg_control = true;
+    } else if (j->part->oid == 0 && strcmp(path, "tablespace_map") == 0) {
+        held = &j->run->held->tablespace_map;
+        j->run->held->has_tablespace_map = true;
+    }
+    if (!held) {
+        if (open_parent(j, path, &leaf, &dfd, err) < 0)
+            return -1;
+        fd = openat(dfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            if (errno == EEXIST)
+                return err_set(err, ERR_CORRUPT, "tar entry \"%s\" appears twice", path);
+            return err_sys(err, ERR_IO, "could not create \"%s\"", path);
+        }
+    }
+    h = manifest_hash_new(mf->algo);
+    data = xmalloc(DATA_BUF);
+    for (;;) {
+        la_ssize_t n = archive_read_data(a, data, DATA_BUF);
+
+        if (n < 0) {
+            err_set(err, ERR_CORRUPT, "could not read \"%s\" from the tar stream: %s", path,
+                    archive_error_string(a) ? archive_error_string(a) : "unknown error");
+            goto out;
+        }
+        if (n == 0)
+            break;
+        manifest_hash_update(h, data, (size_t)n);
+        size += (uint64_t)n;
+        if (held) {
+            if (held->len + (size_t)n > HELD_MAX) {
+                err_set(err, ERR_CORRUPT, "\"%s\" is larger than %u bytes", path, HELD_MAX);
+                goto out;
+            }
+            buf_append(held, data, (size_t)n);
+        } else if (write_all(fd, data, (size_t)n, path, err) < 0) {
+            goto out;
+        }
+        if (atomic_load(&j->run->cancel)) {
+            err_set(err, ERR_INTERNAL, "cancelled");
+            goto out;
+        }
+    }
+    manifest_hash_end(h, digest);
+    if (manifest_file_check(mf, size, digest, err) < 0)
+        goto out;
+    if (fd >= 0 && fix_owner(j, -1, NULL, fd, path, err) < 0)
+        goto out;
+    if (fd >= 0 && close(fd) < 0) {
+        fd = -1;
+        err_sys(err, ERR_IO, "could not write \"%s\"", path);
+        goto out;
+    }
+    fd = -1;
+    mf->seen = true;
+    j->part->files++;
+    j->part->bytes += size;
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(data);
+    manifest_hash_free(h);
+    return rc;
+}
+
+static int
+do_dir(struct job *j, const char *path, struct err *err)
+{
+    const char *leaf;
+    int dfd;
+    struct stat st;
+
+    if (open_parent(j, path, &leaf, &dfd, err) < 0)
+        return -1;
+    if (mkdirat(dfd, leaf, 0700) < 0) {
+        if (errno != EEXIST)
+            return err_sys(err, ERR_IO, "could not create directory \"%s\"", path);
+        if (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            return err_set(err, ERR_CORRUPT, "tar entry \"%s\" is a directory and something else",
+                           path);
+        if (fchmodat(dfd, leaf, 0700, 0) < 0)
+            return err_sys(err, ERR_IO, "could not set the mode of \"%s\"", path);
+    }
+    return fix_owner(j, dfd, leaf, -1, path, err);
+}
+
+static int
+do_symlink(struct job *j, const char *path, const char *target, struct err *err)
+{
+    const char *leaf;
+    int dfd;
+
+    if (open_parent(j, path, &leaf, &dfd, err) < 0)
+        return -1;
+    if (symlinkat(target, dfd, leaf) < 0) {
+        if (errno == EEXIST)
+            return err_set(err, ERR_CORRUPT, "tar entry \"%s\" appears twice", path);
+        return err_sys(err, ERR_IO, "could not create symlink \"%s\"", path);
+    }
+    return fix_owner(j, dfd, leaf, -1, path, err);
+}
+
+static int
+do_hardlink(struct job *j, const char *path, const char *target, struct err *err)
+{
+    char mname[TAR_PATH_MAX + 32], tname[TAR_PATH_MAX + 32];
+    struct manifest_file *mf, *tf;
+    const char *leaf, *tleaf;
+    int dfd, tfd, rc;
+    struct stat st;
+
+    manifest_name(mname, sizeof(mname), j, path);
+    manifest_name(tname, sizeof(tname), j, target);
+    mf = manifest_find(j->run->o->manifest, mname);
+    tf = manifest_find(j->run->o->manifest, tname);
+    if (!mf)
+        return err_set(err, ERR_CORRUPT, "file \"%s\" is in the backup but not in its manifest",
+                       mname);
+    if (!tf || !tf->seen ||
+        (j->part->oid == 0 &&
+         (strcmp(target, "global/pg_control") == 0 || strcmp(target, "tablespace_map") == 0)))
+        return err_set(err, ERR_CORRUPT,
+                       "hard link \"%s\" points to \"%s\", not a file restored "
+                       "before it",
+                       path, target);
+    if (mf->size != tf->size || mf->algo != tf->algo ||
+        memcmp(mf->checksum, tf->checksum, tf->checksum_len) != 0)
+        return err_set(err, ERR_CORRUPT, "hard link \"%s\" does not match the manifest", mname);
+    /* the target's directory first (it may be evicted from the cache by the second open) */
+    if (open_parent(j, target, &tleaf, &tfd, err) < 0)
+        return -1;
+    tfd = dup(tfd);
+    if (tfd < 0)
+        return err_sys(err, ERR_IO, "could not open the directory of \"%s\"", target);
+    if (fstatat(tfd, tleaf, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+        close(tfd);
+        return err_set(err, ERR_CORRUPT, "hard link \"%s\" points to \"%s\", not a regular file",
+                       path, target);
+    }
+    if (open_parent(j, path, &leaf, &dfd, err) < 0) {
+        close(tfd);
+        return -1;
+    }
+    rc = linkat(tfd, tleaf, dfd, leaf, 0);
+    close(tfd);
+    if (rc < 0) {
+        if (errno == EEXIST)
+            return err_set(err, ERR_CORRUPT, "tar entry \"%s\" appears twice", path);
+        return err_sys(err, ERR_IO, "could not create hard link \"%s\"", path);
+    }
+    mf->seen = true;
+    j->part->files++;
+    return 0;
+}
+
+static int
+extract_stream(struct job *j, struct archive *a, struct err *err)
+{
+    struct archive_entry *ae;
+    char path[TAR_PATH_MAX], link[TAR_PATH_MAX];
+
+    for (;;) {
+        int r = archive_read_next_header(a, &ae);
+        const char *name, *ltarget = NULL;
+        enum tar_type type;
+
+        if (r == ARCHIVE_EOF)
+            return 0;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            if (atomic_load(&j->run->cancel))
+                return err_set(err, ERR_INTERNAL, "cancelled");
+            return err_set(err, ERR_CORRUPT, "bad tar stream: %s",
+                           archive_error_string(a) ? archive_error_string(a) : "unknown error");
+        }
+        name = archive_entry_pathname(ae);
+        if (!name)
+            return err_set(err, ERR_CORRUPT, "tar entry with an unreadable name");
+        if (archive_entry_hardlink(ae)) {
+            type = TAR_HARDLINK;
+            ltarget = archive_entry_hardlink(ae);
+        } else {
+            switch (archive_entry_filetype(ae)) {
+            case AE_IFREG:
+                type = TAR_FILE;
+                break;
+            case AE_IFDIR:
+                type = TAR_DIR;
+                break;
+            case AE_IFLNK:
+                type = TAR_SYMLINK;
+                ltarget = archive_entry_symlink(ae);
+                break;
+            default:
+                type = TAR_OTHER;
+                break;
+            }
+        }
+        if (tar_entry_check(path, link, name, type, ltarget, err) < 0)
+            return -1;
+        /* with TABLESPACE_MAP the base tar has an empty pg_tblspc; tablespaces come apart */
+        if (j->part->oid == 0 && strncmp(path, "pg_tblspc/", 10) == 0)
+            return err_set(err, ERR_CORRUPT,
+                           "tar entry \"%s\" is inside pg_tblspc (tablespaces come in their own "
+                           "tar)",
+                           path);
+        switch (type) {
+        case TAR_FILE:
+            if (do_file(j, a, path, err) < 0)
+                return -1;
+            break;
+        case TAR_DIR:
+            if (do_dir(j, path, err) < 0)
+                return -1;
+            break;
+        case TAR_SYMLINK:
+            if (do_symlink(j, path, ltarget, err) < 0)
+                return -1;
+            break;
+        case TAR_HARDLINK:
+            if (do_hardlink(j, path, link, err) < 0)
+                return -1;
+            break;
+        case TAR_OTHER:
+            break;
+        }
+    }
+}
+
+static void *
+ex_main(void *arg)
+{
+    struct job *j = arg;
+    struct archive *a = archive_read_new();
+    struct err err;
+    int rc = -1;
+
+    err_clear(&err);
+    j->parent_fd = -1;
+    j->parent_path[0] = '\0';
+    archive_read_support_format_tar(a);
+    if (archive_read_open(a, j, NULL, read_cb, NULL) != ARCHIVE_OK) {
+        err_set(&err, ERR_CORRUPT, "bad tar stream: %s",
+                archive_error_string(a) ? archive_error_string(a) : "unknown error");
+        goto out;
+    }
+    if (extract_stream(j, a, &err) < 0)
+        goto out;
+    /* drain what follows the end-of-archive blocks so the download can finish */
+    for (;;) {
+        ssize_t n = read(j->pipe_r, j->rbuf, READ_BUF);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+    }
+    rc = 0;
+out:
+    close_parent(j);
+    archive_read_free(a);
+    if (rc < 0 && !(err.kind == ERR_INTERNAL && strcmp(err.msg, "cancelled") == 0))
+        record(j->run, j, &err);
+    /* closing the read end stops the download (EPIPE) when we failed */
+    close(j->pipe_r);
+    j->pipe_r = -1;
+    j->ex_rc = rc;
+    return NULL;
+}
+
+int
+extract_run(struct extract_part *parts, size_t n, const struct extract_opts *o,
+            struct extract_held *held, struct err *err)
+{
+    struct run r;
+    struct job *jobs = xcalloc(n ? n : 1, sizeof(*jobs));
+    int rc = -1;
+    bool ok = true;
+
+    memset(&r, 0, sizeof(r));
+    r.o = o;
+    r.held = held;
+    atomic_init(&r.cancel, 0);
+    pthread_mutex_init(&r.lock, NULL);
+    for (size_t i = 0; i < n; i++) {
+        int p[2];
+
+        jobs[i].run = &r;
+        jobs[i].part = &parts[i];
+        jobs[i].pipe_r = jobs[i].pipe_w = -1;
+        if (pipe2(p, O_CLOEXEC) < 0) {
+            err_sys(err, ERR_IO, "could not create a pipe");
+            ok = false;
+            break;
+        }
+        (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE); /* best effort: a bigger buffer */
+        jobs[i].pipe_r = p[0];
+        jobs[i].pipe_w = p[1];
+        jobs[i].rbuf = xmalloc(READ_BUF);
+    }
+    for (size_t i = 0; ok && i < n; i++) {
+        if (pthread_create(&jobs[i].ex, NULL, ex_main, &jobs[i]) != 0) {
+            err_set(err, ERR_INTERNAL, "could not start a thread");
+            ok = false;
+            break;
+        }
+        jobs[i].ex_started = true;
+        if (pthread_create(&jobs[i].dl, NULL, dl_main, &jobs[i]) != 0) {
+            err_set(err, ERR_INTERNAL, "could not start a thread");
+            ok = false;
+            break;
+        }
+        jobs[i].dl_started = true;
+    }
+    if (!ok)
+        atomic_store(&r.cancel, 1);
+    for (size_t i = 0; i < n; i++) {
+        if (jobs[i].ex_started && !jobs[i].dl_started && jobs[i].pipe_w >= 0) {
+            close(jobs[i].pipe_w); /* its reader sees the end */
+            jobs[i].pipe_w = -1;
+        }
+        if (jobs[i].dl_started)
+            pthread_join(jobs[i].dl, NULL);
+        if (jobs[i].ex_started)
+            pthread_join(jobs[i].ex, NULL);
+        if (jobs[i].pipe_r >= 0)
+            close(jobs[i].pipe_r);
+        if (jobs[i].pipe_w >= 0)
+            close(jobs[i].pipe_w);
+        if (!jobs[i].dl_started || !jobs[i].ex_started || jobs[i].dl_rc < 0 || jobs[i].ex_rc < 0)
+            ok = false;
+        free(jobs[i].rbuf);
+    }
+    if (!ok) {
+        if (r.has_err)
+            *err = r.first;
+        else if (err->kind == ERR_NONE)
+            err_set(err, ERR_INTERNAL, "restore failed without a reason");
+        goto out;
+    }
+    rc = 0;
+out:
+    pthread_mutex_destroy(&r.lock);
+    free(jobs);
+    return rc;
+}
+
+/* ---- clearing a directory ----------------------------------------------------------------- */
+
+static int
+clear_at(int dfd, const char *what, int depth, struct err *err)
+{
+    DIR *d;
+    struct dirent *de;
+    int fd = dup(dfd), rc = 0;
+
+    if (depth > 200)
+        return err_set(err, ERR_IO, "\"%s\" is nested too deeply to remove", what);
+    if (fd < 0)
+        return err_sys(err, ERR_IO, "could not read \"%s\"", what);
+    d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return err_sys(err, ERR_IO, "could not read \"%s\"", what);
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                continue;
+            rc = err_sys(err, ERR_IO, "could not remove \"%s/%s\"", what, de->d_name);
+            break;
+        }
+        if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+            if (sub < 0) {
+                rc = err_sys(err, ERR_IO, "could not remove \"%s/%s\"", what, de->d_name);
+                break;
+            }
+            rc = clear_at(sub, what, depth + 1, err);
+            close(sub);
+            if (rc < 0)
+                break;
+            if (unlinkat(dfd, de->d_name, AT_REMOVEDIR) < 0) {
+                rc = err_sys(err, ERR_IO, "could not remove \"%s/%s\"", what, de->d_name);
+                break;
+            }
+        } else if (unlinkat(dfd, de->d_name, 0) < 0 && errno != ENOENT) {
+            rc = err_sys(err, ERR_IO, "could not remove \"%s/%s\"", what, de->d_name);
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+int
+extract_clear_dir(int dir_fd, const char *what, struct err *err)
+{
+    return clear_at(dir_fd, what, 0, err);
+}
