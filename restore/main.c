@@ -1030,12 +1030,7 @@ restore_command(struct restore *r, struct buf *cmd, struct err *err)
                         "ferry-wal-fetch through a config file (--config) or its environment",
                         secrets[i]);
     }
-    cmd_word(cmd, "%f");
-    cmd_word(cmd, "%p");
-    /* cmd_word doubled the % of %f and %p: undo for those two */
-    cmd->len -= 8;
-    cmd->data[cmd->len] = '\0';
-    buf_puts(cmd, " %f %p");
+    buf_puts(cmd, " %f %p"); /* PostgreSQL's placeholders, not escaped */
     return 0;
 }
 
