@@ -8,6 +8,7 @@
 #   l:NAME>TARGET symlink
 #   h:NAME>TARGET hard link
 #   c:NAME        character device
+#   m:NAME        regular file whose manifest checksum is wrong
 # A crafted backup always gets global/pg_control and PG_VERSION last, so a refused entry
 # earlier in the stream proves nothing after it was written.
 import hashlib
@@ -22,18 +23,20 @@ out, ident, spec = sys.argv[1], sys.argv[2], sys.argv[3]
 buf = io.BytesIO()
 files = []
 with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
-    def add_file(name, data):
+    def add_file(name, data, listed=None):
         ti = tarfile.TarInfo(name)
         ti.size = len(data)
         ti.mode = 0o600
         ti.mtime = int(time.time())
         tf.addfile(ti, io.BytesIO(data))
-        files.append((name, data))
+        files.append((name, listed if listed is not None else data))
 
     for item in [s for s in spec.split(",") if s]:
         kind, rest = item.split(":", 1)
         if kind == "f":
             add_file(rest, b"crafted content\n")
+        elif kind == "m":
+            add_file(rest, b"crafted content\n", b"crafted c0ntent\n")
         elif kind == "d":
             ti = tarfile.TarInfo(rest)
             ti.type = tarfile.DIRTYPE
@@ -60,7 +63,11 @@ open(os.path.join(out, "base.tar"), "wb").write(base)
 
 lines = ['{ "PostgreSQL-Backup-Manifest-Version": 1,\n', '"Files": [\n']
 ents = []
+listed = set()
 for name, data in files:
+    if name in listed:  # a file twice in the tar is listed once
+        continue
+    listed.add(name)
     if name.startswith("/") or ".." in name.split("/"):
         name = name.lstrip("/").replace("../", "")  # listed anyway, the path check comes first
     ents.append('{ "Path": %s, "Size": %d, "Last-Modified": "2026-11-25 14:00:00 GMT", '
