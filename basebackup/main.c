@@ -66,6 +66,41 @@ static const struct opt_def bb_opts[] = {
     OPT_END,
 };
 
+static volatile sig_atomic_t got_signal;
+
+static void
+on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+/* SIGINT, SIGTERM, SIGHUP end the backup cleanly: uploads aborted, no catalogue entry. */
+static void
+catch_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static int
+check_signal(struct err *err)
+{
+    int sig = got_signal;
+
+    if (!sig)
+        return 0;
+    return err_set(err, ERR_IO, "interrupted by %s: the backup is incomplete",
+                   sig == SIGINT    ? "SIGINT"
+                   : sig == SIGTERM ? "SIGTERM"
+                                    : "SIGHUP");
+}
+
 /* S3 parts in flight cost (parallel + 1) x part size: keep a backup's memory small. */
 #define BB_PART_SIZE (8ULL << 20)
 
@@ -210,9 +245,22 @@ cb_begin(void *arg, enum pg_stream_kind kind, const char *name, uint32_t oid, co
 }
 
 static int
+cb_tick(void *arg, struct err *err)
+{
+    struct backup *b = arg;
+
+    if (b->prog.done)
+        progress_show(&b->prog, "ferry-basebackup", false);
+    return check_signal(err);
+}
+
+static int
 cb_data(void *arg, const void *buf, size_t len, struct err *err)
 {
     struct backup *b = arg;
+
+    if (check_signal(err) < 0)
+        return -1;
 
     if (sink_write(b->chain, buf, len, err) < 0) {
         err_prefix(err, "could not store \"%s\"", b->e->parts[b->part].key);
@@ -276,6 +324,8 @@ wait_wal(struct backup *b, uint32_t tli, uint64_t first, uint64_t last, long tim
             err_prefix(err, "could not check the archive for WAL segment \"%s\"", name);
             goto out;
         }
+        if (check_signal(err) < 0)
+            goto out;
         if (now_s() >= deadline) {
             err_set(err, ERR_TIMEOUT,
                     "WAL segment %s was not archived within %ld s: check archive_command "
@@ -354,6 +404,7 @@ main(int argc, char **argv)
     memset(&e, 0, sizeof(e));
     memset(&b, 0, sizeof(b));
     signal(SIGPIPE, SIG_IGN);
+    catch_signals();
     if (cli_init(&cli, "ferry-basebackup", usage, bb_opts, argc, argv, &err) < 0)
         goto out;
     if (cli.done) {
@@ -460,7 +511,7 @@ main(int argc, char **argv)
                                : "ferry-basebackup: waiting for a spread checkpoint "
                                  "(--checkpoint fast to start at once)");
     struct pg_backup_opts bo = {label, fast, true, (uint32_t)(max_rate >> 10)};
-    struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, &b};
+    struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, cb_tick, &b};
     if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) < 0)
         goto out;
     e.stop_time = time(NULL);

@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -432,6 +433,43 @@ bad:
     return err_set(err, ERR_REMOTE, "BASE_BACKUP: malformed COPY message of type '%c'", msg[0]);
 }
 
+/*
+ * Wait until the socket has input (or half a second passed), asking the
+ * caller in between whether to give up: the server may be silent for long
+ * (a spread checkpoint) and a signal must not wait for it.
+ */
+static int
+wait_input(struct bb *b, struct err *err)
+{
+    struct pollfd pfd = {PQsocket(b->conn), POLLIN, 0};
+
+    if (b->cb->tick && b->cb->tick(b->cb->arg, err) < 0)
+        return -1;
+    if (pfd.fd < 0)
+        return result_err(err, NULL, b->conn, "lost the connection to the server");
+    if (poll(&pfd, 1, 500) < 0 && errno != EINTR)
+        return err_sys(err, ERR_NET, "could not wait for the server");
+    if (b->cb->tick && b->cb->tick(b->cb->arg, err) < 0)
+        return -1;
+    if (!PQconsumeInput(b->conn))
+        return result_err(err, NULL, b->conn, "could not read from the server");
+    return 0;
+}
+
+/* PQgetResult without blocking in libpq. */
+static PGresult *
+next_result(struct bb *b, bool *failed, struct err *err)
+{
+    *failed = false;
+    while (PQisBusy(b->conn)) {
+        if (wait_input(b, err) < 0) {
+            *failed = true;
+            return NULL;
+        }
+    }
+    return PQgetResult(b->conn);
+}
+
 static int
 copy_out(struct bb *b, struct err *err)
 {
@@ -464,9 +502,14 @@ copy_out(struct bb *b, struct err *err)
     }
     for (;;) {
         char *data = NULL;
-        int r = PQgetCopyData(b->conn, &data, 0);
+        int r = PQgetCopyData(b->conn, &data, 1);
         int rc = 0;
 
+        if (r == 0) {
+            if (wait_input(b, err) < 0)
+                return -1;
+            continue;
+        }
         if (r == -1)
             break;
         if (r < 0)
@@ -503,7 +546,14 @@ pg_base_backup(PGconn *conn, int version_num, const struct pg_backup_opts *o,
         result_err(err, NULL, conn, "could not send BASE_BACKUP");
         goto out;
     }
-    while ((res = PQgetResult(conn))) {
+    for (;;) {
+        bool failed;
+
+        res = next_result(&b, &failed, err);
+        if (failed)
+            goto out;
+        if (!res)
+            break;
         switch (PQresultStatus(res)) {
         case PGRES_TUPLES_OK:
             b.n_tuple_sets++;

@@ -83,6 +83,8 @@ struct pg_backup_cb {
                  const char *location, struct err *err);
     int (*data)(void *arg, const void *buf, size_t len, struct err *err);
     int (*end)(void *arg, struct err *err);
+    /* Called at least every half second while waiting for the server (may be NULL): -1 stops. */
+    int (*tick)(void *arg, struct err *err);
     void *arg;
 };
 

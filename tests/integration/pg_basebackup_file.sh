@@ -92,6 +92,24 @@ bb "$CFG" "$P" -c fast
 expect_ok "a new backup after the killed one succeeds"
 expect_eq "$(catalog_ids "$CFG" | wc -l)" 2 "the catalogue lists two complete backups"
 
+section "SIGTERM in mid-backup: a clean stop, no catalogue entry, no temporary files"
+before=$(catalog_ids "$CFG")
+(cd "$PGT" && exec runuser -u postgres -- "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 -p "$(pg_port "$P")" \
+    -U postgres -c fast --max-rate 1M --log-level info >"$T/term.out" 2>"$T/term.err") &
+KPID=$!
+for _ in $(seq 1 100); do grep -q 'storing' "$T/term.err" && break; sleep 0.1; done
+sleep 1
+pkid=$(pgrep -P "$KPID" -x ferry-basebacku || true)
+if [ -n "$pkid" ]; then kill -TERM "$pkid"; fi
+wait "$KPID"
+RC=$?
+expect_eq "$RC" 1 "exit status 1 after SIGTERM"
+expect_eq "$(grep -v ': info: ' "$T/term.err")" "ferry-basebackup: error: interrupted by SIGTERM: the backup is incomplete" \
+    "one error line: interrupted by SIGTERM"
+tid=$(sed -n 's|.*storing "pg/backups/\([^/]*\)/.*|\1|p' "$T/term.err" | head -1)
+expect_eq "$(find "$PGT/repo/pg/backups/$tid" -type f 2>/dev/null | wc -l)" 0 "nothing left under pg/backups/$tid (the temporary file was removed)"
+expect_eq "$(catalog_ids "$CFG")" "$before" "the catalogue lists no new backup"
+
 section "a server of another cluster is refused"
 pg_new other
 O="$PGD"
