@@ -159,7 +159,7 @@ check_absent(struct put_sink *ps, struct err *err)
 
     if (!(ps->flags & REPO_PUT_IF_ABSENT) || ps->s3->cond == S3_COND_SERVER)
         return 0;
-    if (s3_head(ps->s3, ps->key, NULL, &e) == 0)
+    if (s3_head_as(ps->s3, ps->key, "write", NULL, &e) == 0)
         return err_set(err, ERR_EXISTS, "object \"%s\" already exists", ps->key);
     if (e.kind == ERR_NOT_FOUND && strcmp(e.code, "NoSuchBucket") != 0)
         return 0;

@@ -791,13 +791,35 @@ s3_get(struct repo *r, const char *key, uint64_t offset, uint64_t len, struct si
 int
 s3_head(struct s3 *s3, const char *key, struct repo_stat *out, struct err *err)
 {
+    return s3_head_as(s3, key, "stat", out, err);
+}
+
+int
+s3_head_as(struct s3 *s3, const char *key, const char *verb, struct repo_stat *out, struct err *err)
+{
     struct s3_call c;
     const char *v;
     int rc;
 
-    s3_call_init(&c, s3, "HEAD", key, "stat \"%s\"", key);
+    s3_call_init(&c, s3, "HEAD", key, "%s \"%s\"", verb, key);
     c.sse_c = s3->sse_c;
     rc = s3_call_run(&c, err);
+    if (rc < 0 && (err->http_status == 400 || err->http_status == 403) && !err->code[0]) {
+        /*
+         * A HEAD answer has no body, so no error code: ask again with a
+         * one-byte GET to learn it (SignatureDoesNotMatch, an SSE-C key ...).
+         */
+        struct s3_call g;
+        struct err ge;
+
+        s3_call_init(&g, s3, "GET", key, "%s \"%s\"", verb, key);
+        g.sse_c = s3->sse_c;
+        g.max_body = 64 * 1024;
+        s3_call_header(&g, "range", "bytes=0-0");
+        if (s3_call_run(&g, &ge) < 0 && ge.code[0])
+            *err = ge;
+        s3_call_free(&g);
+    }
     if (rc == 0 && out) {
         struct http_req *h = c.req;
 

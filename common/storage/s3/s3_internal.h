@@ -146,6 +146,9 @@ void s3_base64(char *out, const unsigned char *data, size_t len);
 
 /* HeadObject answer, or ERR_NOT_FOUND. */
 int s3_head(struct s3 *s3, const char *key, struct repo_stat *out, struct err *err);
+/* The same; failures say "could not <verb> \"key\"" (e.g. "write" for the check before a put). */
+int s3_head_as(struct s3 *s3, const char *key, const char *verb, struct repo_stat *out,
+               struct err *err);
 
 /* Add the SSE (S3/KMS) headers for PutObject/CreateMultipartUpload. */
 void s3_call_sse_headers(struct s3_call *c);

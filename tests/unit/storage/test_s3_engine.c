@@ -591,6 +591,13 @@ h_status(struct fake *f, int fd, const struct fake_req *rq, int n)
     case 5:
         respond(fd, 502, NULL, "<html>bad gateway</html>");
         break;
+    case 6:
+        /* HEAD has no body; the one-byte GET that follows learns the code */
+        if (strcmp(rq->method, "HEAD") == 0)
+            respond(fd, 403, NULL, NULL);
+        else
+            respond_error(fd, 403, "SignatureDoesNotMatch", "");
+        break;
     }
     return true;
 }
@@ -643,6 +650,16 @@ test_error_mapping(void)
     CHECK_FAIL(r->ops->delete_one(r, "wal/x", &err), &err, ERR_REMOTE,
                "could not delete \"wal/x\": HTTP 502");
     CHECK_INT(f.n, 4); /* 1 + 3 retries */
+
+    f.state = 6;
+    fake_reset(&f);
+    snprintf(want, sizeof(want),
+             "could not stat \"wal/x\": access denied by \"%s\": SignatureDoesNotMatch",
+             f.endpoint);
+    CHECK_FAIL(r->ops->stat(r, "wal/x", &st, &err), &err, ERR_AUTH, want);
+    CHECK_INT(f.n, 2);
+    CHECK_STR(f.log[1].method, "GET");
+    CHECK_STR(hdr(&f.log[1], "range"), "bytes=0-0");
     buf_free(&m.data);
     r->ops->close(r);
     fake_stop(&f);
