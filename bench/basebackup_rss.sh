@@ -28,8 +28,10 @@ pg_bench_init "$P" "$SCALE" || bail "pgbench -i -s $SCALE" "$(tail -5 "$P.pgbenc
 pg_sql "$P" "checkpoint" >/dev/null
 diag "database: $(pg_sql "$P" "select pg_size_pretty(pg_database_size('postgres'))")"
 T0=$(now)
-run_pg /usr/bin/time -f 'maxrss_kb=%M elapsed=%e' "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 \
-    -p "$(pg_port "$P")" -U postgres -c fast --json
+run_pg /usr/bin/time -f 'maxrss_kb=%M elapsed=%e user=%U sys=%S' "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 \
+    -p "$(pg_port "$P")" -U postgres -c fast --json --progress ${BENCH_ARGS:-}
+diag "$(tr '\r' '\n' <"$ERR" | grep 'of ~' | tail -1)"
+diag "$(grep maxrss_kb "$ERR")"
 t=$(elapsed "$T0")
 expect_ok "ferry-basebackup of pgbench -s $SCALE to s3rver"
 size=$(jget "$OUT" 'j["size"]')
