@@ -74,7 +74,7 @@ before=$(catalog_ids "$CFG")
 (cd "$PGT" && exec runuser -u postgres -- "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 -p "$(pg_port "$P")" \
     -U postgres -c fast --max-rate 1M --log-level info >"$T/killed.out" 2>"$T/killed.err") &
 KPID=$!
-for _ in $(seq 1 100); do grep -q 'storing' "$T/killed.err" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -qs 'storing' "$T/killed.err" && break; sleep 0.1; done
 sleep 1
 pkid=$(pgrep -P "$KPID" -x ferry-basebacku || true)
 [ -n "$pkid" ] || pkid=$(pgrep -f "^$BASEBACKUP --config $CFG" | head -1)
@@ -97,7 +97,7 @@ before=$(catalog_ids "$CFG")
 (cd "$PGT" && exec runuser -u postgres -- "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 -p "$(pg_port "$P")" \
     -U postgres -c fast --max-rate 1M --log-level info >"$T/term.out" 2>"$T/term.err") &
 KPID=$!
-for _ in $(seq 1 100); do grep -q 'storing' "$T/term.err" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -qs 'storing' "$T/term.err" && break; sleep 0.1; done
 sleep 1
 pkid=$(pgrep -P "$KPID" -x ferry-basebacku || true)
 if [ -n "$pkid" ]; then kill -TERM "$pkid"; fi
@@ -135,6 +135,22 @@ expect_le "$t" 30 "it gives up in time"
 expect_contains "$(cat "$ERR")" "error: WAL segment 00000001" "the message names the missing segment"
 expect_eq "$(catalog_ids "$CFG2")" "" "no catalogue entry"
 expect_contains "$(repo_ls "$CFG2" pg/backups/)" "/base.tar" "(the parts were stored before the wait)"
+
+section "a storage error: pg/backups/ not writable"
+mkdir -p "$PGT/repo3/pg/backups"
+cp -a "$PGT/repo/pg/cluster.json" "$PGT/repo3/pg/"
+chown postgres: "$PGT/repo3" "$PGT/repo3/pg"
+chown root: "$PGT/repo3/pg/backups"
+chmod 755 "$PGT/repo3/pg/backups"
+CFG3="$PGT/ferry3.conf"
+ferry_cfg "$CFG3" "repo = file://$PGT/repo3"
+bb "$CFG3" "$P" -c fast
+expect_bb_error "could not store \"pg/backups/" "the storage error is reported, naming the part"
+expect_contains "$(cat "$ERR")" "could not create directory" "and what failed"
+expect_contains "$(cat "$ERR")" "Permission denied" "and why"
+expect_eq "$(catalog_ids "$CFG3")" "" "no catalogue entry"
+pg_wait_sql "$P" "select count(*) from pg_stat_replication" 0 30
+expect_eq "$?" 0 "the server ended the failed backup's walsender"
 
 section "connection errors and bad options"
 run_pg "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 -p "$(free_port)" -U postgres

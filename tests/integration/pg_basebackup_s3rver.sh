@@ -55,6 +55,15 @@ aws_s3rver s3api get-object --bucket "$S3RVER_BUCKET" --key "$PFX/$key" "$T/raw"
 expect_eq "$(grep -c 'PG_VERSION\|pgbench_accounts' "$T/raw")" 0 "the stored object is encrypted (no plaintext strings)"
 rm -f "$T/raw"
 
+section "S3 refuses the parts: a clear error, no catalogue entry"
+proxy_plan '[{"method": "PUT", "path": "/base\\.tar$", "times": -1, "fault": "status", "status": 403, "code": "AccessDenied", "message": "Access Denied"}]'
+before=$(catalog_ids "$CFG")
+bb "$CFG" "$P" -c fast --s3-endpoint "$PROXY_URL"
+expect_bb_error "base.tar\"" "the storage error names the part"
+expect_contains "$(cat "$ERR")" "AccessDenied" "and the S3 error code"
+expect_eq "$(catalog_ids "$CFG")" "$before" "no new catalogue entry"
+proxy_plan '[]'
+
 section "pg_verifybackup (Debian's 15) on a data directory built from the stored tars"
 if bb_extract "$CFG" "$J" "$PGT/restored"; then pass "extracted with ferry repo get + tar"; else fail "extracted with ferry repo get + tar"; fi
 run_pg "$PG_VERIFYBACKUP" -n "$PGT/restored"
