@@ -55,6 +55,8 @@ struct fake {
     int n;
     int n_threads;
     int state; /* handlers' scratch */
+    int in_flight;
+    int max_in_flight;
 };
 
 static const char *
@@ -810,6 +812,14 @@ h_multipart(struct fake *f, int fd, const struct fake_req *rq, int n)
             return true;
         }
         snprintf(h, sizeof(h), "ETag: \"etag%d\"\r\n", part);
+        pthread_mutex_lock(&f->mu);
+        if (++f->in_flight > f->max_in_flight)
+            f->max_in_flight = f->in_flight;
+        pthread_mutex_unlock(&f->mu);
+        usleep(100000); /* long enough for the next part to be sent meanwhile */
+        pthread_mutex_lock(&f->mu);
+        f->in_flight--;
+        pthread_mutex_unlock(&f->mu);
         respond(fd, 200, h, NULL);
     } else if (strcmp(rq->method, "POST") == 0 && strstr(rq->target, "uploadId=")) {
         if (f->state & 2) {
@@ -882,6 +892,7 @@ test_multipart(void)
     CHECK_INT(count_method(&f, "PUT", "partNumber="), 3);
     CHECK_INT(count_method(&f, "POST", "uploadId="), 2); /* error-in-200 retried */
     CHECK_INT(count_method(&f, "DELETE", NULL), 0);
+    CHECK_INT(f.max_in_flight, 2); /* parts in parallel, never more than --parallel */
     for (int i = 0; i < f.n; i++)
         if (strcmp(f.log[i].method, "POST") == 0 && strstr(f.log[i].target, "uploadId="))
             complete = &f.log[i];
