@@ -43,8 +43,9 @@ static const char usage[] =
     "Its parts are downloaded in parallel, verified (object checksums, the catalogue's\n"
     "sha256, every file's size and checksum against backup_manifest) and unpacked into\n"
     "DIR, which must be empty (--force replaces its contents). Tablespaces go to their\n"
-    "original locations or --tablespace OID=DIR (empty too). global/pg_control is written\n"
-    "last; on failure everything restored is removed.\n"
+    "original locations or --tablespace OID=DIR, which must be empty even with --force\n"
+    "(it may belong to a live cluster on this host). global/pg_control is written last;\n"
+    "on failure everything restored is removed.\n"
     "\n"
     "Recovery settings are appended to DIR/postgresql.auto.conf: restore_command runs\n"
     "ferry-wal-fetch with the repository options given here (--repo, --config, --s3-*;\n"
@@ -80,7 +81,7 @@ static const struct opt_def restore_opts[] = {
     {"backup", 0, OPT_STRING, OPT_NO_FILE | OPT_NO_ENV, "ID",
      "restore this backup (its ID, e.g. 20261125T143000Z) instead of choosing one"},
     {"force", 0, OPT_BOOL, OPT_NO_FILE | OPT_NO_ENV, NULL,
-     "allow a non-empty DIR or tablespace directory: its contents are removed first"},
+     "allow a non-empty DIR: its contents are removed first (never a tablespace's)"},
     {"tablespace", 0, OPT_STRING, OPT_NO_FILE | OPT_NO_ENV | OPT_REPEAT, "OID=DIR",
      "restore tablespace OID into DIR (repeatable, or comma-separated)"},
     {"standby", 0, OPT_BOOL, OPT_NO_FILE | OPT_NO_ENV, NULL,
@@ -696,12 +697,13 @@ dir_is_empty(int fd, bool *empty, const char *path, struct err *err)
 
 /*
  * Check (dry run) or prepare a target directory: it exists (or is created,
- * 0700), is a directory, holds no postmaster.pid, and is empty unless
- * --force. Sets *fd (not in a dry run when it does not exist).
+ * 0700), is a directory, holds no postmaster.pid, and is empty (unless
+ * --force and allow_force). Sets *fd (not in a dry run when it does not
+ * exist).
  */
 static int
-check_dir(struct restore *r, const char *path, const char *what, int *fd, bool *created,
-          bool *nonempty, struct err *err)
+check_dir(struct restore *r, const char *path, const char *what, bool allow_force, int *fd,
+          bool *created, bool *nonempty, struct err *err)
 {
     struct stat st;
     bool empty;
@@ -730,6 +732,10 @@ check_dir(struct restore *r, const char *path, const char *what, int *fd, bool *
                        what, path);
     if (dir_is_empty(*fd, &empty, path, err) < 0)
         return -1;
+    /* a tablespace directory may belong to a live cluster on this host: never emptied */
+    if (!empty && !allow_force)
+        return err_set(err, ERR_USAGE, "%s \"%s\" is not empty: use --tablespace OID=DIR", what,
+                       path);
     if (!empty && !r->force)
         return err_set(err, ERR_USAGE,
                        "%s \"%s\" is not empty: use --force to replace its contents", what, path);
@@ -742,14 +748,14 @@ check_dirs(struct restore *r, struct err *err)
 {
     struct stat st;
 
-    if (check_dir(r, r->pgdata, "data directory", &r->dir_fd, &r->dir_created, &r->dir_nonempty,
-                  err) < 0)
+    if (check_dir(r, r->pgdata, "data directory", true, &r->dir_fd, &r->dir_created,
+                  &r->dir_nonempty, err) < 0)
         return -1;
     for (size_t i = 0; i < r->n_ts; i++) {
         bool nonempty;
 
-        if (check_dir(r, r->ts[i].dir, "tablespace directory", &r->ts[i].fd, &r->ts[i].created,
-                      &nonempty, err) < 0)
+        if (check_dir(r, r->ts[i].dir, "tablespace directory", false, &r->ts[i].fd,
+                      &r->ts[i].created, &nonempty, err) < 0)
             return -1;
     }
     r->do_chown = false;

@@ -59,7 +59,7 @@ section "--dry-run"
 D=$(pgdir dry)
 T0=$(now)
 rs --config "$CFG" -D "$D" --target-time "$TARGET" --dry-run
-expect_rs_error "tablespace directory \"$PGT/ts1\" is not empty: use --force to replace its contents" \
+expect_rs_error "tablespace directory \"$PGT/ts1\" is not empty: use --tablespace OID=DIR" \
     "the tablespace's own location is in use: refused even in a dry run"
 rs --config "$CFG" -D "$D" --target-time "$TARGET" --dry-run --tablespace "$TSOID=$PGT/ts-dry"
 expect_ok "--dry-run exits 0 ($(elapsed "$T0") s)"
@@ -143,6 +143,14 @@ rs --config "$CFG"
 expect_rs_error "no data directory given: use -D DIR" "-D is required"
 rs --config "$CFG" -D "$PGT/x" --tablespace 1=/tmp/x
 expect_rs_error "--tablespace 1: backup \"$ID\" has no tablespace 1" "--tablespace of an unknown OID"
+rs --config "$CFG" -D "$PGT/x" --dry-run --tablespace "$TSOID=$PGT/ts-a" --tablespace 77=/tmp/x
+expect_rs_error "--tablespace 77: backup \"$ID\" has no tablespace 77" "--tablespace is repeatable (the second one counts)"
+rs --config "$CFG" -D "$PGT/x" --dry-run --tablespace "$TSOID=$PGT/ts-a,78=/tmp/x"
+expect_rs_error "--tablespace 78: backup \"$ID\" has no tablespace 78" "--tablespace takes a comma-separated list"
+rs --config "$CFG" -D "$PGT/x" --dry-run --tablespace "$TSOID=relative"
+expect_rs_error "invalid --tablespace \"$TSOID=relative\": use OID=/absolute/dir" "--tablespace needs an absolute directory"
+rs --config "$CFG" -D "$PGT/x" --dry-run --force
+expect_rs_error "tablespace directory \"$PGT/ts1\" is not empty: use --tablespace OID=DIR" "--force never empties a tablespace directory (the primary's own)"
 rs --help
 expect_ok "--help"
 for o in --pgdata --target-time --target-lsn --target-xid --target-name --target --target-timeline \
