@@ -99,3 +99,39 @@ bb_extract() {
     chown -R postgres: "$dest"
     chmod 700 "$dest"
 }
+
+# bb_extract_remap CONFIG JSON DEST: a data directory to start a server from: base.tar into
+# DEST, each tablespace tar into DEST.ts-OID, and tablespace_map pointed there (the original
+# locations belong to the running source server)
+bb_extract_remap() {
+    local cfg="$1" j="$2" dest="$3" name key ts
+    rm -rf "$dest" "$dest".ts-*
+    mkdir -p "$dest"
+    while IFS=' ' read -r name key ts; do
+        rm -f "$T/part"
+        timeout 300 "$FERRY" repo --config "$cfg" get "$key" "$T/part" >/dev/null 2>&1 || return 1
+        case "$name" in
+        backup_manifest) cp "$T/part" "$dest/backup_manifest" ;;
+        base.tar) tar -C "$dest" -xf "$T/part" || return 1 ;;
+        *) mkdir -p "$dest.ts-$ts" && tar -C "$dest.ts-$ts" -xf "$T/part" || return 1 ;;
+        esac
+    done < <(jget "$j" '"\n".join("%s %s %s" % (p["name"], p["key"], p.get("tablespace", 0)) for p in j["parts"])')
+    rm -f "$T/part"
+    if [ -f "$dest/tablespace_map" ]; then
+        awk -v d="$dest" '{ print $1 " " d ".ts-" $1 }' "$dest/tablespace_map" >"$dest/tablespace_map.new" &&
+            mv "$dest/tablespace_map.new" "$dest/tablespace_map"
+    fi
+    chown -R postgres: "$dest" "$dest".ts-* 2>/dev/null
+    chmod 700 "$dest" "$dest".ts-* 2>/dev/null
+    return 0
+}
+
+# bb_tar_terminated CONFIG KEY: the stored tar ends with the two zero blocks of a complete tar
+bb_tar_terminated() {
+    rm -f "$T/tarpart"
+    timeout 300 "$FERRY" repo --config "$1" get "$2" "$T/tarpart" >/dev/null 2>&1 || return 1
+    [ "$(tail -c 1024 "$T/tarpart" | tr -d '\0' | wc -c)" = 0 ] && tar -tf "$T/tarpart" >/dev/null 2>&1
+    local rc=$?
+    rm -f "$T/tarpart"
+    return $rc
+}
