@@ -6,10 +6,13 @@
 # aws:kms on a WAL object. Then the race, five times: two ferry-wal-push runs at once with
 # different bytes for one WAL name (a real segment and a copy with one byte changed after the
 # page header) -> exactly one exits 0, the other exits 1 naming both checksums, and the stored
-# object decodes to the winner's bytes. Three more races push uncompressed in 5 MiB parts
-# (multipart upload, where RGW ignores the condition on CompleteMultipartUpload).
+# object decodes to the winner's bytes.
+# With the argument "multipart" (test pg_rgw_race_multipart): only the race, eight times, with
+# the segment pushed uncompressed in 5 MiB parts, i.e. as a multipart upload, where RGW 16
+# ignores If-None-Match on CompleteMultipartUpload and ferry has to settle it by itself.
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
+MODE="${1:-main}"
 use_servers
 on_exit "aws_rgw s3 rm --recursive --quiet s3://$RGW_BUCKET/$PFX/"
 unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
@@ -25,6 +28,7 @@ rgw_cfg() {
         "s3-access-key-id = $RGW_ACCESS_KEY_ID" "s3-secret-access-key = $RGW_SECRET_ACCESS_KEY" \
         "s3-sse = aws:kms" "s3-sse-kms-key-id = $RGW_KMS_KEY_ID" "$@"
 }
+if [ "$MODE" = main ]; then
 CFG="$PGT/ferry.conf"
 rgw_cfg "$CFG" "$PFX/main"
 
@@ -39,8 +43,20 @@ got=$(aws_rgw_https s3api head-object --bucket "$RGW_BUCKET" --key "$PFX/main/pg
     --query ServerSideEncryption --output text 2>&1)
 expect_eq "$got" "aws:kms" "head-object on pg/cluster.json reports aws:kms"
 
-section "two pushes of different bytes for one WAL name at once: five times, then three more as multipart uploads"
 NAME="$LAST"
+RACES="1 2 3 4 5"
+RACE_OPTS=()
+else # multipart: a real segment of a fresh cluster, uncompressed in 5 MiB parts
+pg_new primary
+P="$PGD"
+pg_start "$P" || bail "the cluster starts" "$(tail -5 "$P.log")"
+pg_bench_init "$P" 1 || bail "pgbench -i" "$(tail -5 "$P.pgbench-init.log")"
+NAME=$(pg_switch "$P")
+RACES="1 2 3 4 5 6 7 8"
+RACE_OPTS=("compress = none" "s3-part-size = 5M")
+fi
+
+section "two pushes of different bytes for one WAL name at once ($MODE: ${RACE_OPTS[*]:-defaults})"
 mkdir -p "$T/race/a" "$T/race/b"
 cp "$P/pg_wal/$NAME" "$T/race/a/$NAME"
 cp "$P/pg_wal/$NAME" "$T/race/b/$NAME"
@@ -56,13 +72,9 @@ PY
 expect_files_differ "$T/race/a/$NAME" "$T/race/b/$NAME" "the two candidates differ"
 SHA_A=$(sha "$T/race/a/$NAME")
 SHA_B=$(sha "$T/race/b/$NAME")
-for i in 1 2 3 4 5 6 7 8; do
+for i in $RACES; do
     rc_cfg="$PGT/race-$i.conf"
-    if [ "$i" -le 5 ]; then
-        rgw_cfg "$rc_cfg" "$PFX/race-$i"
-    else # uncompressed 16 MiB in 5 MiB parts: RGW ignores If-None-Match on CompleteMultipartUpload
-        rgw_cfg "$rc_cfg" "$PFX/race-$i" "compress = none" "s3-part-size = 5M"
-    fi
+    rgw_cfg "$rc_cfg" "$PFX/race-$i" "${RACE_OPTS[@]}"
     for s in a b; do
         ( timeout -k 5 120 "$WAL_PUSH" --config "$rc_cfg" "$T/race/$s/$NAME" >"$T/race/$s.out" 2>"$T/race/$s.err"
           echo $? >"$T/race/$s.rc" ) &
@@ -74,7 +86,12 @@ for i in 1 2 3 4 5 6 7 8; do
     elif [ "$ra:$rb" = "1:0" ]; then
         win=b lose=a wsha=$SHA_B lsha=$SHA_A
     else
-        fail "race $i: exactly one push exits 0, the other 1" "exit statuses a=$ra b=$rb" \
+        rm -f "$T/race/got"
+        timeout 60 "$FERRY" repo --config "$rc_cfg" get "$(wal_key "$NAME")" "$T/race/got" >/dev/null 2>&1
+        stored=none
+        cmp -s "$T/race/got" "$T/race/a/$NAME" && stored=a
+        cmp -s "$T/race/got" "$T/race/b/$NAME" && stored=b
+        fail "race $i: exactly one push exits 0, the other 1" "exit statuses a=$ra b=$rb; the stored object is $stored's bytes" \
             "a: $(cat "$T/race/a.err")" "b: $(cat "$T/race/b.err")"
         continue
     fi
