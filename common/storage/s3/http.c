@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 
 #include "base/xmalloc.h"
 
@@ -88,6 +89,8 @@ req_detach(struct http *h, struct http_req *r)
         curl_easy_cleanup(e);
     }
     r->easy = NULL;
+    for (struct curl_slist *l = r->slist; l; l = l->next)
+        OPENSSL_cleanse(l->data, strlen(l->data));
     curl_slist_free_all(r->slist);
     r->slist = NULL;
     h->running--;
@@ -147,6 +150,8 @@ headers_free(struct http_header *hs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(hs[i].name);
+        /* values may hold a session token, a signature or an SSE-C key */
+        OPENSSL_cleanse(hs[i].value, strlen(hs[i].value));
         free(hs[i].value);
     }
     free(hs);
@@ -335,6 +340,7 @@ http_submit(struct http *h, struct http_req *r)
     /* No 100-continue round trip; no Accept header to explain. */
     sl = curl_slist_append(sl, "Expect:");
     sl = curl_slist_append(sl, "Accept:");
+    OPENSSL_cleanse(line.data, line.cap);
     buf_free(&line);
     r->slist = sl;
 

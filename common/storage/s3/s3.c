@@ -409,7 +409,8 @@ map_s3_error(struct s3_call *c, const char *what, const char *rel_key, long stat
         else
             err_set(err, ERR_AUTH, "could not %s: access denied by \"%s\": HTTP %ld", what,
                     s3->endpoint, status);
-    } else if (status == 400 && rel_key && is_read(c) && code[0] && message &&
+    } else if (status == 400 && rel_key && is_read(c) &&
+               (code_is(code, "InvalidArgument") || code_is(code, "InvalidRequest")) && message &&
                (strcasestr(message, "encrypt") || strcasestr(message, "customer") ||
                 strcasestr(message, "key"))) {
         /* SSE-C: RGW says 400 InvalidArgument, AWS 400 InvalidRequest */
