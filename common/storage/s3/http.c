@@ -366,6 +366,7 @@ http_submit(struct http *h, struct http_req *r)
     curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, progress_cb);
     curl_easy_setopt(e, CURLOPT_XFERINFODATA, r);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "ferry");
     if (h->cfg.connect_timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, h->cfg.connect_timeout_ms);
     if (h->cfg.total_timeout_ms > 0)
