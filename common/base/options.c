@@ -75,7 +75,7 @@ const struct opt_def opts_common[] = {
     {"s3-sse-kms-key-id", 0, OPT_STRING, 0, "ID", "KMS key id for --s3-sse aws:kms"},
     {"s3-sse-customer-key-file", 0, OPT_STRING, 0, "FILE",
      "SSE-C: file with a 32-byte key, raw or base64 (mode 0600)"},
-    {"s3-part-size", 0, OPT_SIZE, 0, "SIZE", "multipart part size, 5M to 5G (default 16M)"},
+    {"s3-part-size", 0, OPT_SIZE, 0, "SIZE", "multipart part size, 5M to 5G (default 8M)"},
     {"s3-parallel", 0, OPT_INT, 0, "N", "concurrent transfers, 1 to 64 (default 4)"},
     {"s3-retries", 0, OPT_INT, 0, "N", "retries after a failed request, 0 to 100 (default 4)"},
     {"s3-timeout", 0, OPT_INT, 0, "SECONDS", "deadline of one request attempt (default 60)"},

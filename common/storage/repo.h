@@ -38,7 +38,7 @@ struct repo_opts {
     const char *s3_sse_kms_key_id;
     bool s3_sse_customer_key_set;
     unsigned char s3_sse_customer_key[32];
-    uint64_t s3_part_size;     /* multipart part size; 0 = default (16 MiB) */
+    uint64_t s3_part_size;     /* multipart part size; 0 = default (8 MiB) */
     int parallel;              /* concurrent transfers; 0 = default (4) */
     int retries;               /* attempts after the first; -1 = default (4) */
     int timeout_ms;            /* deadline of one request attempt; 0 = default (60 s) */

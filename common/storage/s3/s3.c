@@ -30,7 +30,7 @@
 #include "storage/s3/xml.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define DEFAULT_PART_SIZE (16u * 1024 * 1024)
+#define DEFAULT_PART_SIZE (8u * 1024 * 1024) /* (parallel + 1) parts in memory: 40 MiB */
 #define MIN_PART_SIZE (5u * 1024 * 1024)
 #define LIST_PAGE 1000
 #define DELETE_BATCH 1000
