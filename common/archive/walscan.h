@@ -36,7 +36,7 @@ struct walscan_timeline {
     uint64_t first_segno, last_segno; /* of the segments present (valid when n_segments > 0) */
     size_t n_segments;
     uint64_t stored_bytes;
-    bool has_history;     /* a TTTTTTTT.history is archived (not needed for timeline 1) */
+    bool has_history;       /* a TTTTTTTT.history is archived (not needed for timeline 1) */
     struct history history; /* parsed; for timeline 1 without a file: just itself */
 };
 
@@ -65,9 +65,12 @@ const struct walscan_file *walscan_find_segment(const struct walscan *s, uint32_
 /*
  * Missing segments needed to recover from start_lsn to stop_lsn along the
  * history of timeline tli (PostgreSQL's choice of timeline per segment).
- * Appends to *gaps (caller frees). Returns the count.
+ * The last segment is the one holding the byte before stop_lsn (the one
+ * pg_backup_stop waits for). Appends to *gaps (caller frees), adjacent
+ * missing segments as one gap. Returns the number of gaps appended (0: all
+ * present).
  */
-size_t walscan_missing(const struct walscan *s, uint32_t tli, uint64_t start_lsn,
-                       uint64_t stop_lsn, struct walscan_gap **gaps, size_t *n_gaps);
+size_t walscan_missing(const struct walscan *s, uint32_t tli, uint64_t start_lsn, uint64_t stop_lsn,
+                       struct walscan_gap **gaps, size_t *n_gaps);
 
 #endif
