@@ -328,6 +328,9 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
         goto out;
     if (fd >= 0 && fix_owner(j, -1, NULL, fd, path, err) < 0)
         goto out;
+    /* start the write-back now, so the final syncfs has less to wait for */
+    if (fd >= 0 && size >= DATA_BUF)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (fd >= 0 && close(fd) < 0) {
         fd = -1;
         err_sys(err, ERR_IO, "could not write \"%s\"", path);
