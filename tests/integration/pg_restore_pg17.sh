@@ -46,8 +46,10 @@ STATE=$(pg_state "$P")
 section "restore to the end of the archive"
 R=$(pgdir latest)
 T0=$(now)
-rs --config "$CFG" -D "$R"
-expect_ok "ferry-restore ($(elapsed "$T0") s)"
+rs --config "$CFG" -D "$R" --json
+expect_ok "ferry-restore --json ($(elapsed "$T0") s)"
+expect_eq "$(jget "$OUT" 'j["backup"] + " " + str(j["files"] > 900) + " " + j["signal"]')" "$ID True recovery.signal" \
+    "the JSON result: backup, files, signal file"
 rs_adopt "$R"
 if pg_start "$R" && pg_wait_promoted "$R"; then pass "recovered and promoted"; else fail "recovered and promoted" "$(tail -15 "$R.log")"; fi
 expect_eq "$(pg_state "$R")" "$STATE" "every committed row"
