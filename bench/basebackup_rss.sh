@@ -27,17 +27,25 @@ pg_start "$P" || bail "the primary starts" "$(tail -5 "$P.log")"
 pg_bench_init "$P" "$SCALE" || bail "pgbench -i -s $SCALE" "$(tail -5 "$P.pgbench-init.log")"
 pg_sql "$P" "checkpoint" >/dev/null
 diag "database: $(pg_sql "$P" "select pg_size_pretty(pg_database_size('postgres'))")"
-T0=$(now)
-run_pg /usr/bin/time -f 'maxrss_kb=%M elapsed=%e user=%U sys=%S' "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 \
-    -p "$(pg_port "$P")" -U postgres -c fast --json --progress ${BENCH_ARGS:-}
-diag "$(tr '\r' '\n' <"$ERR" | grep 'of ~' | tail -1)"
-diag "$(grep maxrss_kb "$ERR")"
-t=$(elapsed "$T0")
-expect_ok "ferry-basebackup of pgbench -s $SCALE to s3rver"
-size=$(jget "$OUT" 'j["size"]')
-stored=$(jget "$OUT" 'j["stored_size"]')
-rss=$(sed -n 's/.*maxrss_kb=\([0-9]*\).*/\1/p' "$ERR")
-diag "$(awk -v s="$size" -v st="$stored" -v t="$t" -v r="$rss" 'BEGIN {
-    printf "backup %.0f MiB (stored %.0f MiB) in %.1f s: %.0f MiB/s; peak RSS %.1f MiB", s/1048576, st/1048576, t, s/1048576/t, r/1024 }')"
-expect_le "$rss" $((64 * 1024)) "peak RSS <= 64 MiB ($rss KiB)"
+# BENCH_ARGS: extra options; several variants separated by ";" run one after the other
+IFS=';' read -r -a variants <<<"${BENCH_ARGS:-}"
+[ ${#variants[@]} -gt 0 ] || variants=("")
+for v in "${variants[@]}"; do
+    # shellcheck disable=SC2086
+    set -- $v
+    section "ferry-basebackup -c fast $*"
+    T0=$(now)
+    run_pg /usr/bin/time -f 'maxrss_kb=%M elapsed=%e user=%U sys=%S' "$BASEBACKUP" --config "$CFG" -h 127.0.0.1 \
+        -p "$(pg_port "$P")" -U postgres -c fast --json --progress "$@"
+    diag "$(tr '\r' '\n' <"$ERR" | grep 'of ~' | tail -1)"
+    diag "$(grep maxrss_kb "$ERR")"
+    t=$(elapsed "$T0")
+    expect_ok "ferry-basebackup of pgbench -s $SCALE to s3rver"
+    size=$(jget "$OUT" 'j["size"]')
+    stored=$(jget "$OUT" 'j["stored_size"]')
+    rss=$(sed -n 's/.*maxrss_kb=\([0-9]*\).*/\1/p' "$ERR")
+    diag "$(awk -v s="$size" -v st="$stored" -v t="$t" -v r="$rss" 'BEGIN {
+        printf "backup %.0f MiB (stored %.0f MiB) in %.1f s: %.0f MiB/s; peak RSS %.1f MiB", s/1048576, st/1048576, t, s/1048576/t, r/1024 }')"
+    expect_le "$rss" $((64 * 1024)) "peak RSS <= 64 MiB ($rss KiB)"
+done
 done_testing
