@@ -106,7 +106,7 @@ check_signal(struct err *err)
 
 /*
  * S3 parts in flight cost (parallel + 1) x part size: basebackup's defaults
- * keep that at 32 MiB (whole RSS about 50 MiB even for incompressible data).
+ * keep that at 32 MiB (whole RSS about 55 MiB even for incompressible data).
  * Past 2000 parts (16 GB stored per tar) the storage layer doubles the part
  * size to stay within S3's 10,000 parts, and memory grows with it.
  */
