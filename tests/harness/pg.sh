@@ -173,9 +173,10 @@ pg_wait_no_ready() {
 # pg_wait_promoted DIR [SECONDS]: wait until recovery ended (pg_is_in_recovery() false)
 pg_wait_promoted() { pg_wait_sql "$1" "select pg_is_in_recovery()" f "${2:-$PG_TIMEOUT}"; }
 
-# pg_basebackup_to SRC DEST: pg_basebackup -X none -c fast of SRC into DEST (as postgres)
+# pg_basebackup_to SRC DEST: pg_basebackup -X none -c fast of SRC into DEST (as postgres); it
+# waits until the backup's WAL is archived: bounded by PG_TIMEOUT
 pg_basebackup_to() {
-    asu "$PGCLIENT/pg_basebackup" -h 127.0.0.1 -p "$(pg_port "$1")" -U postgres -D "$2" -X none -c fast \
+    asu timeout -k 5 "$PG_TIMEOUT" "$PGCLIENT/pg_basebackup" -h 127.0.0.1 -p "$(pg_port "$1")" -U postgres -D "$2" -X none -c fast \
         >"$2.log" 2>&1
 }
 
