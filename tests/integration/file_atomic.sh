@@ -14,20 +14,23 @@ rand_file "$T/first" $((8 * 1024 * 1024))
 section "kill -9 mid-stream"
 # 8 MiB now, then the stream stays open: ferry is busy inside the put when killed
 mkfifo "$T/fifo"
-( cat "$T/first"; sleep 60 ) >"$T/fifo" &
+( cat "$T/first"; touch "$T/fed"; sleep 60 ) >"$T/fifo" &
 writer=$!
 on_exit "pkill -P $writer; kill $writer"
 timeout -k 5 120 "$FERRY" repo "${REPO_OPTS[@]}" put big/stream - --compress none <"$T/fifo" >"$T/out" 2>"$T/err" &
 fpid=$!
-# wait until ferry has consumed the 8 MiB (the writer is then in sleep)
-for _ in $(seq 1 100); do
-    pgrep -P "$writer" -x sleep >/dev/null && break
+# wait until ferry has read the 8 MiB (all but what the pipe holds); the stream stays open
+for _ in $(seq 1 300); do
+    [ -e "$T/fed" ] && break
     sleep 0.1
 done
+expect_eq "$([ -e "$T/fed" ] && echo fed)" "fed" "ferry read the first 8 MiB of the stream"
 sleep 0.5
-ferry_pid=$(pgrep -P "$fpid" -x ferry || echo "$fpid")
+ferry_pid=$(pgrep -P "$fpid" -x ferry)
 kill -9 "$ferry_pid" 2>/dev/null
+expect_eq "$?" 0 "ferry was still inside the put when killed with SIGKILL"
 wait "$fpid" 2>/dev/null
+expect_eq "$?" 137 "the put died of SIGKILL"
 pkill -P "$writer" 2>/dev/null
 kill "$writer" 2>/dev/null
 ls -la "$R" >"$T/after-kill.txt" 2>&1
