@@ -14,6 +14,8 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
+#include "expire.h"
+#include "info.h"
 #include "repo_cmd.h"
 
 static const struct {
@@ -21,6 +23,8 @@ static const struct {
     const char *what;
 } tools[] = {
     {"repo", "list, read, write, delete and describe repository objects (built in)"},
+    {"info", "the repository at a glance: backups, WAL, recovery point age (built in)"},
+    {"expire", "delete backups and WAL beyond the retention policy (built in)"},
     {"wal-push", "archive one WAL file (PostgreSQL archive_command)"},
     {"wal-fetch", "restore one WAL file (PostgreSQL restore_command)"},
     {"basebackup", "stream a PostgreSQL base backup into the repository"},
@@ -140,6 +144,10 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "repo") == 0)
         return repo_cmd_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return info_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "expire") == 0)
+        return expire_main(argc - 1, argv + 1);
     if (!valid_tool_name(cmd)) {
         log_error("unknown command \"%s\"", cmd);
         return 2;
