@@ -16,6 +16,8 @@
 #  (g) the same bytes again: exit 0 with a notice; other bytes: exit 1 naming both checksums
 #  (h) ferry-wal-fetch with the storage down: exit 1 in standby mode (standby.signal in the
 #      working directory), 200 outside it and with --on-storage-error fatal
+#  (i) prefetch: a damaged spool file is fetched again, a good one is taken from the spool;
+#      no spool for a destination other than RECOVERYXLOG
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 use_servers
@@ -300,6 +302,42 @@ expect_file_absent "$PGT/nosb/RECOVERYXLOG" "no file at %p"
 (cd "$PGT/sb" && runuser -u postgres -- "$WAL_FETCH" --config "$CFG_S3" 00000001000000FF000000FF "$PGT/sb/RECOVERYXLOG") >"$OUT" 2>"$ERR"
 RC=$?
 expect_rc 1 "storage up, a segment the archive lacks: exit 1"
+# ---------------------------------------------------------------------------------------
+section "(i) prefetch: a damaged spool file is fetched again; no prefetch for other destinations"
+mkdir -p "$PGT/pf/pg_wal" "$PGT/pf2"
+chown -R postgres: "$PGT/pf" "$PGT/pf2"
+SPOOL="$PGT/pf/pg_wal/ferry-prefetch"
+S1=$(seg_name 1 1 16777216) S2=$(seg_name 1 2 16777216) S3=$(seg_name 1 3 16777216)
+for s in "$S1" "$S2" "$S3"; do
+    timeout 60 "$FERRY" repo --config "$CFG_F" get "$(wal_key "$s")" "$T/want-$s" >/dev/null 2>&1
+done
+run_pg "$WAL_FETCH" --config "$CFG_F" "$S1" "$PGT/pf/pg_wal/RECOVERYXLOG"
+expect_rc 0 "fetch $S1 to RECOVERYXLOG"
+expect_same_file "$PGT/pf/pg_wal/RECOVERYXLOG" "$T/want-$S1" "it is the archived segment"
+for _ in $(seq 1 150); do [ -e "$SPOOL/$S2.sha256" ] && [ -e "$SPOOL/$S3.sha256" ] && break; sleep 0.2; done
+expect_eq "$(ls "$SPOOL" 2>/dev/null | grep -c '\.sha256$')" 2 "the prefetcher spooled $S2 and $S3"
+python3 - "$SPOOL/$S2" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(5000000)
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0x01]))
+PY
+rm -f "$PGT/pf/pg_wal/RECOVERYXLOG"
+run_pg "$WAL_FETCH" --config "$CFG_F" "$S2" "$PGT/pf/pg_wal/RECOVERYXLOG"
+expect_rc 0 "fetch $S2 with its spool copy damaged: exit 0"
+expect_contains "$(cat "$ERR")" "prefetched \"$S2\" is damaged, fetching it again" "it says the spool copy is damaged"
+expect_same_file "$PGT/pf/pg_wal/RECOVERYXLOG" "$T/want-$S2" "and delivers the archived bytes"
+rm -f "$PGT/pf/pg_wal/RECOVERYXLOG"
+run_pg "$WAL_FETCH" --config "$CFG_F" --log-level info "$S3" "$PGT/pf/pg_wal/RECOVERYXLOG"
+expect_rc 0 "fetch $S3: exit 0"
+expect_contains "$(cat "$ERR")" "restored \"$S3\" from the prefetch spool" "from the spool"
+expect_same_file "$PGT/pf/pg_wal/RECOVERYXLOG" "$T/want-$S3" "with the archived bytes"
+run_pg "$WAL_FETCH" --config "$CFG_F" "$S1" "$PGT/pf2/$S1"
+expect_rc 0 "fetch to a destination that is not RECOVERYXLOG (as pg_rewind does)"
+sleep 1
+expect_file_absent "$PGT/pf2/ferry-prefetch" "no prefetch spool there"
 pg_stop "$P"
 pg_stop "$Q"
 done_testing
