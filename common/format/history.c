@@ -84,12 +84,12 @@ history_parse(struct history *out, uint32_t tli, const char *text, size_t len, s
                     tli, lineno, parent);
             goto fail;
         }
-        if (sw < prev_end) {
-            err_set(err, ERR_CORRUPT,
-                    "timeline history of %" PRIu32 ", line %d: switch point %s goes backwards", tli,
-                    lineno, lsn);
-            goto fail;
-        }
+        /*
+         * Switch points need not increase: a timeline recovered (with target
+         * timeline "latest") to a point before its parent's own switch gets a
+         * history whose last switch point is below the one before it.
+         * PostgreSQL accepts that, and so do we.
+         */
         if (h.n + 1 >= cap) {
             cap = cap ? cap * 2 : 8;
             h.entries = xrealloc(h.entries, cap * sizeof(*h.entries));

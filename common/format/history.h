@@ -29,8 +29,9 @@ struct history {
 
 /*
  * Parse the text of tli's history file. ERR_CORRUPT naming the line on
- * malformed lines, non-increasing timelines or switch points, or a parent
- * not below tli. Bounded: at most 100000 lines.
+ * malformed lines, non-increasing timelines, or a parent not below tli.
+ * Switch points may go backwards (PostgreSQL writes such files); an entry
+ * then covers an empty range. Bounded: at most 100000 lines.
  */
 int history_parse(struct history *out, uint32_t tli, const char *text, size_t len, struct err *err);
 void history_free(struct history *h);
