@@ -16,7 +16,8 @@
 #  (g) the same bytes again: exit 0 with a notice; other bytes: exit 1 naming both checksums
 #  (h) ferry-wal-fetch with the storage down: exit 1 in standby mode (standby.signal in the
 #      working directory), 200 outside it and with --on-storage-error fatal
-#  (i) prefetch: a damaged spool file is fetched again, a good one is taken from the spool;
+#  (i) S3 stalls: ferry-wal-push exits 1 and ferry-wal-fetch 200 within their deadlines
+#  (j) prefetch: a damaged spool file is fetched again, a good one is taken from the spool;
 #      no spool for a destination other than RECOVERYXLOG
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
@@ -303,7 +304,29 @@ expect_file_absent "$PGT/nosb/RECOVERYXLOG" "no file at %p"
 RC=$?
 expect_rc 1 "storage up, a segment the archive lacks: exit 1"
 # ---------------------------------------------------------------------------------------
-section "(i) prefetch: a damaged spool file is fetched again; no prefetch for other destinations"
+section "(i) S3 stalls: both programs give up within their deadline"
+CFG_ST="$PGT/stall.conf"
+ferry_cfg "$CFG_ST" "repo = s3://$S3RVER_BUCKET/$PFX/main" "s3-endpoint = $PROXY_URL" "${S3CREDS[@]}" \
+    "s3-timeout = 2" "s3-retries = 1"
+proxy_plan '[{"fault": "stall", "seconds": 120, "times": -1}]'
+mkdir -p "$PGT/stall"
+cp "$P/pg_wal/$LAST" "$PGT/stall/$LAST" # archived already: exit 0 if S3 answered
+chown -R postgres: "$PGT/stall"
+t0=$(now)
+push_pg "$CFG_ST" "$PGT/stall/$LAST"
+took=$(elapsed "$t0")
+expect_tool_error 1 "no data moved for 2000 ms" "ferry-wal-push against a stalled S3: exit 1, says no data moved"
+expect_le "$took" 30 "within its deadline (${took}s with --s3-timeout 2, --s3-retries 1)"
+t0=$(now)
+run_pg "$WAL_FETCH" --config "$CFG_ST" "$LAST" "$PGT/stall/RECOVERYXLOG"
+took=$(elapsed "$t0")
+expect_tool_error 200 "no data moved for 2000 ms" "ferry-wal-fetch against a stalled S3: exit 200, says no data moved"
+expect_le "$took" 30 "within its deadline (${took}s)"
+expect_file_absent "$PGT/stall/RECOVERYXLOG" "no file at %p"
+proxy_plan '[]'
+
+# ---------------------------------------------------------------------------------------
+section "(j) prefetch: a damaged spool file is fetched again; no prefetch for other destinations"
 mkdir -p "$PGT/pf/pg_wal" "$PGT/pf2"
 chown -R postgres: "$PGT/pf" "$PGT/pf2"
 SPOOL="$PGT/pf/pg_wal/ferry-prefetch"
