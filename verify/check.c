@@ -249,6 +249,8 @@ load_manifest(const struct vctx *c, struct repo *r, struct vbackup *bk)
         report_add(c->rep, PK_CORRUPT_CATALOG, bk->e.id, "the backup has no backup_manifest part");
         return;
     }
+    if (mp->size == PART_MISSING)
+        return;
     chain = object_decode_sink_new(buf_sink_new(&b, MANIFEST_MAX_BYTES), c->key, &info);
     if (repo_get(r, mp->key, 0, 0, chain, &err) < 0 || sink_finish(chain, &err) < 0) {
         report_err(c->rep, mp->key, &err);

@@ -36,6 +36,9 @@
 #define PK_WRONG_CLUSTER "wrong_cluster"
 #define PK_UNCHECKED "unchecked" /* could not be read: storage, credentials, key */
 
+/* catalog_part.size of a part not in the repository's listing (reported there, never read) */
+#define PART_MISSING UINT64_MAX
+
 struct problem {
     const char *kind; /* one of PK_* (static) */
     char *object;

@@ -40,9 +40,6 @@ enum {
     EXIT_UNCHECKED = 3,
 };
 
-/* catalog_part.size of a part that is not in the repository (reported, not read) */
-#define PART_MISSING UINT64_MAX
-
 static const char usage[] =
     "usage: ferry-verify [OPTIONS]\n"
     "\n"
@@ -777,7 +774,7 @@ print_json(const struct verify *v, int st, const char *error, double secs)
                         "wal_bytes", (json_int_t)r->wal_bytes, "timelines", v->timelines, "skipped",
                         (json_int_t)r->skipped, "seconds", secs);
     json_object_set_new(root, "checked", checked);
-    text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    text = json_dumps(root, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
     printf("%s\n", text);
     free(text);
     json_decref(root);
