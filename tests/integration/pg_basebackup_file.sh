@@ -99,6 +99,8 @@ before=$(catalog_ids "$CFG")
 KPID=$!
 for _ in $(seq 1 100); do grep -qs 'storing' "$T/term.err" && break; sleep 0.1; done
 sleep 1
+expect_eq "$(pg_sql "$P" "select application_name || ' ' || state from pg_stat_replication")" "ferry-basebackup backup" \
+    "pg_stat_replication shows application_name ferry-basebackup, state backup"
 pkid=$(pgrep -P "$KPID" -x ferry-basebacku || true)
 if [ -n "$pkid" ]; then kill -TERM "$pkid"; fi
 wait "$KPID"
@@ -110,6 +112,16 @@ tid=$(sed -n 's|.*storing "pg/backups/\([^/]*\)/.*|\1|p' "$T/term.err" | head -1
 expect_eq "$(find "$PGT/repo/pg/backups/$tid" -type f 2>/dev/null | wc -l)" 0 "nothing left under pg/backups/$tid (the temporary file was removed)"
 expect_eq "$(catalog_ids "$CFG")" "$before" "the catalogue lists no new backup"
 
+section "the connection from -d CONNINFO, or from libpq's PG* environment"
+run_pg "$BASEBACKUP" --config "$CFG" -d "host=127.0.0.1 port=$(pg_port "$P") user=postgres" -c fast --json
+expect_ok "-d 'host=127.0.0.1 port=... user=postgres'"
+expect_eq "$(jget "$OUT" 'j["system_identifier"]')" "$(pg_sql "$P" "select system_identifier from pg_control_system()")" "it backed up the primary"
+run_pg env PGHOST=127.0.0.1 PGPORT="$(pg_port "$P")" PGUSER=postgres "$BASEBACKUP" --config "$CFG" -c fast
+expect_ok "PGHOST, PGPORT, PGUSER"
+run_pg "$BASEBACKUP" --config "$CFG" -d "postgresql://postgres@127.0.0.1:$(pg_port "$P")/postgres" -c fast
+expect_ok "-d with a URI"
+expect_eq "$(catalog_ids "$CFG" | wc -l)" 5 "the catalogue lists five complete backups"
+
 section "a server of another cluster is refused"
 pg_new other
 O="$PGD"
@@ -119,7 +131,7 @@ sysid_p=$(pg_sql "$P" "select system_identifier from pg_control_system()")
 sysid_o=$(pg_sql "$O" "select system_identifier from pg_control_system()")
 expect_bb_error "the server is from cluster $sysid_o (PostgreSQL 15, 16777216-byte segments), but the repository belongs to cluster $sysid_p" \
     "refused: the message names both system identifiers"
-expect_eq "$(catalog_ids "$CFG" | wc -l)" 2 "no catalogue entry added"
+expect_eq "$(catalog_ids "$CFG" | wc -l)" 5 "no catalogue entry added"
 
 section "archiving broken: the WAL wait times out"
 CFG2="$PGT/ferry2.conf"
