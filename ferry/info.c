@@ -286,9 +286,10 @@ print_text(const struct info *in)
 
             info_fmt_bytes(b2, g->stored);
             fmt_time(t2, g->newest, false);
-            printf("%-16s  %-10s  %3s  %-19s  %-19s  %-12s  %-12s  %10s  %10s  %zu objects, "
+            printf("%-16s  %-10s  %3s  %-19s  %-19s  %-12s  %-12s  %10s  %10s  %zu object%s, "
                    "newest %s UTC\n",
-                   g->id, "incomplete", "-", "-", "-", "-", "-", "-", b2, g->objects, t2);
+                   g->id, "incomplete", "-", "-", "-", "-", "-", "-", b2, g->objects,
+                   g->objects == 1 ? "" : "s", t2);
         }
     }
 
