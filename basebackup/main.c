@@ -413,7 +413,6 @@ main(int argc, char **argv)
     memset(&e, 0, sizeof(e));
     memset(&b, 0, sizeof(b));
     signal(SIGPIPE, SIG_IGN);
-    catch_signals();
     if (cli_init(&cli, "ferry-basebackup", usage, bb_opts, argc, argv, &err) < 0)
         goto out;
     if (cli.done) {
@@ -521,6 +520,7 @@ main(int argc, char **argv)
     progress_msg(&b.prog, fast ? "ferry-basebackup: waiting for a fast checkpoint"
                                : "ferry-basebackup: waiting for a spread checkpoint "
                                  "(--checkpoint fast to start at once)");
+    catch_signals(); /* from here on, stop cleanly: abort the uploads */
     struct pg_backup_opts bo = {label, fast, true, (uint32_t)(max_rate >> 10)};
     struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, cb_tick, &b};
     if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) < 0)

@@ -75,13 +75,19 @@ result_err(struct err *err, PGresult *res, PGconn *conn, const char *context)
 int
 pg_repl_connect(PGconn **out, const struct pg_conn_opts *o, struct err *err)
 {
-    const char *keys[8];
-    const char *vals[8];
+    const char *keys[9];
+    const char *vals[9];
     int n = 0;
     PGconn *conn;
 
     *out = NULL;
-    /* later entries win over what the dbname conninfo expands to, except the application name */
+    /* later entries win over earlier ones; what the dbname conninfo expands to wins over the first
+     * two */
+    /* no endless wait for a host that does not answer; the conninfo or environment may say */
+    if (!getenv("PGCONNECT_TIMEOUT")) {
+        keys[n] = "connect_timeout";
+        vals[n++] = "30";
+    }
     if (o->application_name) {
         keys[n] = "application_name";
         vals[n++] = o->application_name;
