@@ -434,7 +434,7 @@ summary(const struct expire_plan *pl, const struct catalog_entry *list, size_t n
 
         walname_from_segno(&w, pl->min_tli, pl->wal_floor, seg_size);
         walname_format(wal, &w);
-        fprintf(stderr, ", WAL from segment %s on", wal + 8);
+        fprintf(stderr, ", WAL from segment %s on (on every timeline)", wal);
     } else {
         fprintf(stderr, ", all WAL");
     }
