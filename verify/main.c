@@ -307,7 +307,8 @@ scan_backups(struct verify *v, struct err *err)
         v->n_bks++;
     }
     qsort(ids, n_ids, sizeof(*ids), cmp_str);
-    qsort(v->bks, v->n_bks, sizeof(*v->bks), cmp_bks);
+    if (v->n_bks > 1)
+        qsort(v->bks, v->n_bks, sizeof(*v->bks), cmp_bks);
 
     /* folders without a catalogue entry */
     if (!v->wal_only) {
@@ -328,7 +329,8 @@ scan_backups(struct verify *v, struct err *err)
             }
             if (j == i) /* cannot happen; never loop forever */
                 j = i + 1;
-            if (!bsearch(&id, ids, n_ids, sizeof(*ids), cmp_str) && is_selected_id(v, id)) {
+            if ((n_ids == 0 || !bsearch(&id, ids, n_ids, sizeof(*ids), cmp_str)) &&
+                is_selected_id(v, id)) {
                 char *folder = xasprintf("%s%s/", BACKUP_PREFIX, id);
 
                 found_only = true;
@@ -417,7 +419,8 @@ segset_sort_unique(struct segset *s)
 {
     size_t w = 0;
 
-    qsort(s->v, s->n, sizeof(*s->v), cmp_seg);
+    if (s->n > 1)
+        qsort(s->v, s->n, sizeof(*s->v), cmp_seg);
     for (size_t i = 0; i < s->n; i++)
         if (w == 0 || cmp_seg(&s->v[w - 1], &s->v[i]) != 0)
             s->v[w++] = s->v[i];
@@ -429,7 +432,7 @@ segset_has(const struct segset *s, uint32_t tli, uint64_t segno)
 {
     struct seg k = {tli, segno};
 
-    return bsearch(&k, s->v, s->n, sizeof(*s->v), cmp_seg) != NULL;
+    return s->n > 0 && bsearch(&k, s->v, s->n, sizeof(*s->v), cmp_seg) != NULL;
 }
 
 static void
@@ -883,7 +886,8 @@ main(int argc, char **argv)
     } else if (cli.done) {
         st = EXIT_INTACT;
     } else {
-        qsort(v.rep.v, v.rep.n, sizeof(*v.rep.v), cmp_problems);
+        if (v.rep.n > 1)
+            qsort(v.rep.v, v.rep.n, sizeof(*v.rep.v), cmp_problems);
         st = status_of(&v.rep);
         if (v.json)
             print_json(&v, st, NULL, elapsed(&t0));

@@ -227,7 +227,8 @@ walscan_run(struct walscan *out, struct archive *a, uint32_t seg_size, struct er
     }
     if (repo_list(a->repo, ARCHIVE_WAL_PREFIX, NULL, collect_cb, &c, err) < 0)
         goto out;
-    qsort(s.files, s.n_files, sizeof(*s.files), cmp_files);
+    if (s.n_files > 1)
+        qsort(s.files, s.n_files, sizeof(*s.files), cmp_files);
 
     /* the set of timelines, ascending */
     tlis = xcalloc(s.n_files ? s.n_files : 1, sizeof(*tlis));
