@@ -199,7 +199,8 @@ struct backup {
     struct progress prog;
     struct sink *chain; /* the open part's encoder chain */
     struct object_info info;
-    size_t part; /* index in e->parts */
+    size_t part;  /* index in e->parts */
+    bool standby; /* the server is a standby: its WAL is archived by the primary */
 };
 
 /* Names the server gives must be what catalog.h promises: they become repository keys. */
@@ -338,8 +339,12 @@ wait_wal(struct backup *b, uint32_t tli, uint64_t first, uint64_t last, long tim
         if (now_s() >= deadline) {
             err_set(err, ERR_TIMEOUT,
                     "WAL segment %s was not archived within %ld s: check archive_command "
-                    "(ferry-wal-push) and pg_stat_archiver",
-                    name, timeout_s);
+                    "(ferry-wal-push) and pg_stat_archiver%s",
+                    name, timeout_s,
+                    b->standby ? " on the primary (a backup from a standby ends in a segment the "
+                                 "primary archives when it is full or switched: set "
+                                 "archive_timeout there)"
+                               : "");
             goto out;
         }
         if (b->prog.on) {
@@ -514,6 +519,7 @@ main(int argc, char **argv)
     e.seg_size = sys.seg_size;
 
     b.cli = &cli;
+    b.standby = sys.standby;
     b.ar = &ar;
     b.e = &e;
     b.prog.start = now_s();

@@ -235,6 +235,8 @@ pg_identify(PGconn *conn, struct pg_system *out, struct err *err)
 
     memset(out, 0, sizeof(*out));
     out->version_num = PQserverVersion(conn);
+    const char *hs = PQparameterStatus(conn, "in_hot_standby");
+    out->standby = hs && strcmp(hs, "on") == 0;
     if (exec_row(conn, "IDENTIFY_SYSTEM", 3, &res, err) < 0)
         return -1;
     if (parse_u64(PQgetvalue(res, 0, 0), &out->sysid) < 0 ||

@@ -44,6 +44,7 @@ struct pg_system {
     int version_num;   /* PQserverVersion, e.g. 150020 */
     uint32_t seg_size; /* wal_segment_size in bytes */
     uint32_t blcksz;   /* wal_block_size in bytes */
+    bool standby;      /* in_hot_standby (reported by PostgreSQL 14+; false before) */
 };
 
 /* IDENTIFY_SYSTEM, SHOW wal_segment_size, SHOW wal_block_size. */
