@@ -8,7 +8,8 @@
 # (corrupt_object); a base.tar re-encoded with one byte of one data file changed and the
 # catalogue updated to match, so only the manifest check can catch it (manifest_mismatch
 # naming the file); a missing catalogue entry (incomplete_backup); all of them at once (every
-# problem, not only the first). Storage that does not answer and a directory that is no
+# problem, not only the first). An object encrypted with a key not given is unchecked (exit
+# 3; 2 when damage is found too). Storage that does not answer and a directory that is no
 # repository exit 3; usage errors exit 1.
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
@@ -167,6 +168,23 @@ expect_vf 2 "exit 2"
 expect_eq "$(vf_json 'sorted((p["kind"], p["object"]) for p in j["problems"])')" \
     "[('corrupt_object', 'pg/backups/$B1/base.tar'), ('gap', '$(wal_key "$MID")'), ('incomplete_backup', 'pg/backups/$B2/'), ('missing_object', 'pg/backups/$B1/backup_manifest')]" \
     "four problems: gap, corrupt_object, missing_object, incomplete_backup"
+
+section "an object that cannot be read (encrypted, no key): unchecked, exit 3"
+vf_copy nokey
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$T/key"
+chmod 600 "$T/key"
+timeout 60 "$FERRY" repo --repo "$BAD" get "$(wal_key "$MID")" "$T/mid" >/dev/null 2>&1
+timeout 60 "$FERRY" repo --repo "$BAD" --encryption-key-file "$T/key" put --force "$(wal_key "$MID")" "$T/mid" >/dev/null 2>&1
+vf --repo "$BAD"
+expect_vf 3 "exit 3"
+expect_problem "unchecked $(wal_key "$MID"): object is encrypted: no key given" "unchecked, naming the object"
+expect_contains "$(vf_summary)" "unchecked: 1 problem (1 unchecked); " "summary: unchecked"
+vf --repo "$BAD" --encryption-key-file "$T/key"
+expect_vf 0 "with the key: exit 0"
+rm "$BADDIR/pg/catalog/$B2.json"
+vf --repo "$BAD" --json
+expect_vf 2 "unchecked and damaged: exit 2 (damage wins)"
+expect_eq "$(vf_json 'sorted(p["kind"] for p in j["problems"])')" "['incomplete_backup', 'unchecked']" "both reported"
 
 section "could not check: exit 3"
 port=$(free_port)
