@@ -7,8 +7,10 @@
 # independent computation expects (catalogue entries first) and deletes nothing; the real run
 # deletes exactly that list, printing it the same way; a rerun deletes nothing; a PITR from B3
 # across the timeline switch to a time on timeline 2 still works. --retain-min and a window
-# keeping both delete no backup; a window ending after B4 keeps B4 only, and recovery from B4
-# to the end of the archive still works. No policy is refused.
+# keeping both delete no backup; a window ending after B4 keeps B4 only: a run that fails
+# after deleting B3's catalogue entry (its directory read-only) leaves B3 incomplete, a rerun
+# deletes the rest (B3's parts once the grace period allows), and recovery from B4 to the end
+# of the archive still works. No policy is refused.
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 . "$(dirname "$0")/pg_basebackup_lib.sh"
@@ -102,18 +104,37 @@ fr expire --config "$CFG" --retain-days "$days" --dry-run
 expect_ok "--retain-days $days (the window starts between B3's and B4's stop) --dry-run"
 expect_eq "$(grep -c '^pg/catalog/\|^pg/backups/' "$OUT")" 0 "no backup goes: B3 is the newest before the window"
 
-section "a window ending after B4: only B4 stays, and recovery from it still works"
+section "a window ending after B4: B3 goes; a run interrupted after its catalogue entry, then rerun"
 sleep 1
 expected_expiry "$CFG" 24 "$B4" >"$T/expected2"
 fr expire --config "$CFG" --retain-days 0.00001 --retain-min 0 --dry-run
 expect_ok "--retain-days 0.00001 --retain-min 0 --dry-run"
 expect_eq "$(cat "$OUT")" "$(cat "$T/expected2")" "the list is the expected one ($(wc -l <"$T/expected2") keys)"
 cp "$OUT" "$T/dry2"
+expect_eq "$(head -1 "$T/dry2")" "pg/catalog/$B3.json" "B3's catalogue entry first"
 BEFORE=$(repo_keys "$CFG")
+chmod 500 "$PGT/repo/pg/backups/$B3"
 fr expire --config "$CFG" --retain-days 0.00001 --retain-min 0
-expect_ok "--retain-days 0.00001 --retain-min 0"
-expect_eq "$(cat "$OUT")" "$(cat "$T/dry2")" "the real run deleted what the dry run listed"
-expect_eq "$(comm -23 <(echo "$BEFORE") <(repo_keys "$CFG"))" "$(sort "$T/dry2")" "and exactly that"
+chmod 700 "$PGT/repo/pg/backups/$B3"
+expect_rc 1 "B3's parts cannot be deleted (directory read-only): exit 1"
+expect_eq "$(wc -l <"$ERR")" 1 "one line on stderr"
+expect_contains "$(cat "$ERR")" "ferry expire: error: could not delete backup part objects" "naming what failed"
+expect_eq "$(cat "$OUT")" "pg/catalog/$B3.json" "only the catalogue entry went, and it was printed"
+expect_eq "$(catalog_ids "$CFG" | tr '\n' ' ')" "$B4 " "B3 is no longer complete: nothing restores from it"
+fr expire --config "$CFG" --retain-days 0.00001 --retain-min 0
+expect_ok "the rerun succeeds"
+cp "$OUT" "$T/rerun"
+expect_eq "$(grep -c "pg/backups/$B3/" "$T/rerun")" 0 "B3's parts are now an incomplete backup in its grace period: kept"
+expect_contains "$(cat "$ERR")" "2 incomplete backups in the grace period" "the summary counts it"
+fr expire --config "$CFG" --retain-days 0.00001 --retain-min 0 --incomplete-grace 0
+expect_ok "--incomplete-grace 0"
+cp "$OUT" "$T/rerun2"
+expect_eq "$(grep -c "pg/backups/$B3/" "$T/rerun2")" 2 "B3's two parts go"
+expect_eq "$(cat "$T/dry2" | sed 1d | grep -v "pg/backups/$B3/")" "$(cat "$T/rerun")" \
+    "the rerun deleted the rest of the dry run's list, in the same order"
+expect_eq "$(comm -23 <(echo "$BEFORE") <(repo_keys "$CFG"))" \
+    "$( (cat "$T/dry2"; echo "pg/backups/$NEW_INC/base.tar") | LC_ALL=C sort)" \
+    "in all, exactly the dry run's list went (and, with grace 0, the fresh incomplete backup)"
 expect_eq "$(catalog_ids "$CFG" | tr '\n' ' ')" "$B4 " "the catalogue holds B4 only"
 b4start=$(entry_field "$CFG" "$B4" 'j["start_wal"]')
 left=$(repo_keys "$CFG" | grep '^pg/wal/0000000[12]' | sed 's|.*/||' | sort | head -1)
