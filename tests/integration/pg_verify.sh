@@ -7,7 +7,8 @@
 # backup's range (missing_wal); a flipped byte in a stored base.tar and in a stored segment
 # (corrupt_object); a base.tar re-encoded with one byte of one data file changed and the
 # catalogue updated to match, so only the manifest check can catch it (manifest_mismatch
-# naming the file); a missing catalogue entry (incomplete_backup); all of them at once (every
+# naming the file); an edited backup_manifest, likewise (its Manifest-Checksum); a missing
+# catalogue entry (incomplete_backup); all of them at once (every
 # problem, not only the first). An object encrypted with a key not given is unchecked (exit
 # 3; 2 when damage is found too). Storage that does not answer and a directory that is no
 # repository exit 3; usage errors exit 1.
@@ -127,22 +128,22 @@ with open(sys.argv[1], "r+b") as f:
 print(m.name)
 EOF
 )
-timeout 60 "$FERRY" repo --repo "$BAD" put --force "pg/backups/$B1/base.tar" "$T/base.tar" >/dev/null 2>&1
-python3 - "$T/$B1.json" "$(sha "$T/base.tar")" "$(stat -c %s "$BADDIR/pg/backups/$B1/base.tar")" >"$T/entry.json" <<'EOF'
-import json, sys
-e = json.load(open(sys.argv[1]))
-for p in e["parts"]:
-    if p["name"] == "base.tar":
-        p["sha256"] = sys.argv[2]
-        p["stored_size"] = int(sys.argv[3])
-print(json.dumps(e))
-EOF
-timeout 60 "$FERRY" repo --repo "$BAD" put --force "pg/catalog/$B1.json" "$T/entry.json" >/dev/null 2>&1
+vf_replace_part "$BADDIR" "$B1" base.tar "$T/base.tar" || bail "base.tar replaced" "$victim"
 vf --repo "$BAD" --json
 expect_vf 2 "exit 2"
 expect_eq "$(vf_json '[(p["kind"], p["object"]) for p in j["problems"]]')" "[('manifest_mismatch', 'pg/backups/$B1/base.tar')]" "manifest_mismatch in pg/backups/$B1/base.tar, nothing else (the object and the catalogue agree)"
 expect_contains "$(vf_json 'j["problems"][0]["detail"]')" "file \"$victim\" " "the detail names the file ($victim)"
 diag "$(vf_json 'j["problems"][0]["detail"]')"
+
+section "backup_manifest edited, the catalogue updated: its own checksum catches it"
+vf_copy manifest2
+timeout 60 "$FERRY" repo --repo "$BAD" get "pg/backups/$B1/backup_manifest" "$T/manifest" >/dev/null 2>&1
+sed -i '0,/"Last-Modified": "20/s//"Last-Modified": "19/' "$T/manifest"
+vf_replace_part "$BADDIR" "$B1" backup_manifest "$T/manifest" || bail "backup_manifest replaced" ""
+vf --repo "$BAD" --json
+expect_vf 2 "exit 2"
+expect_eq "$(vf_json '[(p["kind"], p["object"]) for p in j["problems"]]')" "[('corrupt_object', 'pg/backups/$B1/backup_manifest')]" "corrupt_object naming the manifest, nothing else"
+expect_contains "$(vf_json 'j["problems"][0]["detail"]')" "backup manifest checksum mismatch: computed " "the manifest's checksum"
 
 section "a missing catalogue entry: an incomplete backup"
 vf_copy incomplete
