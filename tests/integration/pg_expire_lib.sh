@@ -112,8 +112,8 @@ expected_expiry() {
         kept="$kept $id:$(entry_field "$cfg" "$id" 'j["start_wal"]'):$(entry_field "$cfg" "$id" 'j["timeline"]')"
     done
     repo_keys "$cfg" >"$T/keys"
-    # mtimes of the incomplete backups' objects, from the file:// directory
-    (cd "$PGT/repo" && find pg/backups -type f -printf '%p %T@\n') >"$T/mtimes"
+    # mtimes of the incomplete backups' objects, from the file:// directory (none on S3)
+    (cd "$PGT/repo" 2>/dev/null && find pg/backups -type f -printf '%p %T@\n') >"$T/mtimes" 2>/dev/null
     python3 - "$T/keys" "$T/mtimes" "$grace" "$SEGSIZE" $kept <<'PY'
 import re, sys, time
 keys = open(sys.argv[1]).read().split()
