@@ -13,6 +13,7 @@
 #include "base/xmalloc.h"
 #include "check.h"
 #include "expire.h"
+#include "info.h"
 
 #define SEG (16u << 20)
 #define DAY 86400
@@ -393,6 +394,36 @@ test_plan_no_backup(void)
     expire_plan_free(&pl);
 }
 
+/* ferry info's human units (also used by expire's summary) */
+static void
+test_info_formats(void)
+{
+    char b[32];
+
+    info_fmt_bytes(b, 0);
+    CHECK_STR(b, "0 B");
+    info_fmt_bytes(b, 1023);
+    CHECK_STR(b, "1023 B");
+    info_fmt_bytes(b, 1024);
+    CHECK_STR(b, "1.0 KiB");
+    info_fmt_bytes(b, 1536);
+    CHECK_STR(b, "1.5 KiB");
+    info_fmt_bytes(b, 16u << 20);
+    CHECK_STR(b, "16.0 MiB");
+    info_fmt_bytes(b, 3ull << 40);
+    CHECK_STR(b, "3.0 TiB");
+    info_fmt_age(b, -5);
+    CHECK_STR(b, "0 s");
+    info_fmt_age(b, 59);
+    CHECK_STR(b, "59 s");
+    info_fmt_age(b, 60);
+    CHECK_STR(b, "1 min");
+    info_fmt_age(b, 7200 + 59);
+    CHECK_STR(b, "2 h 0 min");
+    info_fmt_age(b, 2 * DAY + 5 * 3600 + 1);
+    CHECK_STR(b, "2 d 5 h");
+}
+
 int
 main(void)
 {
@@ -405,5 +436,6 @@ main(void)
     RUN(test_plan);
     RUN(test_plan_history_with_wal_left);
     RUN(test_plan_no_backup);
+    RUN(test_info_formats);
     return check_done();
 }
