@@ -686,7 +686,12 @@ check_job(const struct vctx *c, struct repo *r, struct vjob *j)
     }
     /* the manifest part is read here, by whichever check of the backup comes first */
     ensure_manifest(c, r, j->bk);
-    if (ends_with(j->part->name, ".tar"))
+    if (atomic_load(&c->rep->stop)) {
+        count(c->rep, &c->rep->skipped, 1);
+        pthread_mutex_lock(&j->bk->lock);
+        j->bk->tar_incomplete = true;
+        pthread_mutex_unlock(&j->bk->lock);
+    } else if (ends_with(j->part->name, ".tar"))
         check_tar(c, r, j->bk, j->part);
     else if (strcmp(j->part->name, "backup_manifest") != 0)
         check_plain(c, r, j->part);
