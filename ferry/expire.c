@@ -74,10 +74,12 @@ expire_choose(bool *keep, const struct catalog_entry *list, size_t n, const stru
         keep_len = (size_t)p->retain_full < n ? (size_t)p->retain_full : n;
     if (p->has_days) {
         double cutoff = (double)now - p->retain_days * 86400.0;
-        size_t anchor = n; /* the newest backup that ended at or before the cutoff */
+        size_t anchor = n; /* the newest backup that surely ended before the cutoff */
 
+        /* the catalogue keeps whole seconds: as ferry-restore does, a backup is known to have
+         * ended by T only if stop time + 1 s <= T */
         for (size_t i = 0; i < n; i++)
-            if ((double)list[order[i]].stop_time <= cutoff)
+            if ((double)list[order[i]].stop_time + 1.0 <= cutoff)
                 anchor = i;
         if (anchor == n) /* every backup ended inside the window */
             keep_len = n;

@@ -37,9 +37,10 @@ struct expire_policy {
 /*
  * Which backups stay: keep[i] for list[i]. The kept backups are always the
  * newest ones in expire_order: by count the newest retain_full; by window
- * every backup that ended after now - retain_days and the newest that ended
- * at or before it (it is where recovery of the window's first moment
- * starts); with both, the larger set; never fewer than retain_min.
+ * every backup that ended inside [now - retain_days, now] and the newest that
+ * ended before it (stop time + 1 s <= the cutoff: the catalogue keeps whole
+ * seconds), where recovery of the window's first moment starts; with both,
+ * the larger set; never fewer than retain_min.
  * Returns the number kept.
  */
 size_t expire_choose(bool *keep, const struct catalog_entry *list, size_t n,

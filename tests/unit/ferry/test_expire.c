@@ -135,8 +135,11 @@ test_window(void)
     /* 30 days: every backup ended inside */
     p.retain_days = 30;
     CHECK_INT(expire_choose(keep, l, n, &p, NOW), 5);
-    /* the edge: a backup that ended exactly at the cutoff is the one before the window */
+    /* the edge: the catalogue keeps whole seconds, so a backup that ended in the cutoff's
+     * second may have ended after it: it counts as inside, the one before it also stays */
     p.retain_days = 6;
+    CHECK_INT(expire_choose(keep, l, n, &p, NOW), 4);
+    p.retain_days = 6 - 1.5 / DAY; /* 1.5 s less: it surely ended before the window */
     CHECK_INT(expire_choose(keep, l, n, &p, NOW), 3);
     CHECK_STR(kept_ids(keep, l, n), "20251123T150000Z 20251121T150000Z 20251118T150000Z");
     free_list(l, n);
@@ -187,8 +190,8 @@ test_ties(void)
     l[1].start_lsn = l[0].start_lsn;
     CHECK_INT(expire_choose(keep, l, 3, &p, NOW), 1);
     CHECK_STR(kept_ids(keep, l, 3), "20251124T100001Z");
-    /* a window edge on a tie: both ended at the cutoff, the higher LSN is kept */
-    p = (struct expire_policy){0, true, 50.0 / DAY, 0};
+    /* a window edge on a tie: both ended before the cutoff, the higher LSN is kept */
+    p = (struct expire_policy){0, true, 48.5 / DAY, 0};
     l[1].start_lsn = 0x6000028;
     l[1].stop_lsn = 0x6000100;
     CHECK_INT(expire_choose(keep, l, 3, &p, NOW), 1);
