@@ -3,7 +3,8 @@
 # ferry-verify on an S3 repository (s3rver, client-side encryption): PostgreSQL 15 (1 MiB
 # segments) archiving with ferry-wal-push, a backup by ferry-basebackup. It verifies through
 # S3 (exit 0); a deleted segment is a gap (exit 2). Through the fault proxy: a response cut
-# short is resumed (still intact); one segment the server keeps failing (HTTP 500, no retries)
+# short is resumed (still intact); while one read stalls the other threads go on (--parallel 4)
+# and nothing does with --parallel 1; one segment the server keeps failing (HTTP 500, no retries)
 # is "unchecked" and the rest is checked (exit 3); every backup read reset (connection
 # failures) stops the run early with the objects left counted as not read (exit 3).
 # (s3rver checks no signature: this is about reads, listings and failures, not SigV4.)
@@ -54,6 +55,25 @@ proxy_plan "[{\"method\": \"GET\", \"path\": \"pg/backups/$B1/base.tar\", \"faul
 vf "${VIA[@]}"
 expect_vf 0 "a base.tar response cut short is resumed: exit 0"
 expect_ge "$(proxy_count GET "pg/backups/$B1/base.tar")" 2 "base.tar was asked for again"
+
+# during_stall: WAL reads that started while the first base.tar read was stalled
+during_stall() {
+    proxy_log | python3 -c '
+import json, sys
+log = [json.loads(l) for l in sys.stdin]
+b = sorted(e["t"] for e in log if e["path"].endswith("/base.tar"))
+print(sum(1 for e in log if "/pg/wal/" in e["path"] and b[0] < e["t"] < b[1]) if len(b) > 1 else -1)'
+}
+stall="[{\"method\": \"GET\", \"path\": \"pg/backups/$B1/base.tar\", \"fault\": \"stall\", \"phase\": \"body\", \"after_bytes\": 65536, \"seconds\": 3}]"
+proxy_plan "$stall"
+vf "${VIA[@]}" --parallel 4
+expect_vf 0 "base.tar stalled for 3 s (then resumed), --parallel 4: exit 0"
+n=$(during_stall)
+expect_ge "$n" $((NWAL / 2)) "the other threads read WAL meanwhile ($n of $NWAL files during the stall)"
+proxy_plan "$stall"
+vf "${VIA[@]}" --parallel 1
+expect_vf 0 "the same with --parallel 1: exit 0"
+expect_eq "$(during_stall)" 0 "--parallel 1: nothing else was read meanwhile"
 
 proxy_plan "[{\"method\": \"GET\", \"path\": \"$(wal_key "$MID")\$\", \"fault\": \"status\", \"status\": 500, \"code\": \"InternalError\", \"times\": -1}]"
 vf "${VIA[@]}" --s3-retries 0 --json
