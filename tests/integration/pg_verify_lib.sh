@@ -55,10 +55,15 @@ vf_copy() {
 
 # flip_byte FILE [OFFSET]: invert one byte (default: the middle)
 flip_byte() {
-    local f="$1" off="${2:-}" b
-    [ -n "$off" ] || off=$(($(stat -c %s "$f") / 2))
-    b=$(od -An -tu1 -j "$off" -N1 "$f" | tr -d ' ')
-    printf "\\$(printf '%03o' $((255 - b)))" | dd of="$f" bs=1 seek="$off" conv=notrunc 2>/dev/null
+    python3 -c '
+import os, sys
+f, off = sys.argv[1], sys.argv[2]
+off = int(off) if off else os.path.getsize(f) // 2
+with open(f, "r+b") as h:
+    h.seek(off)
+    b = h.read(1)
+    h.seek(off)
+    h.write(bytes([b[0] ^ 0xFF]))' "$1" "${2:-}"
 }
 
 # vf_primary: a PostgreSQL 15 primary with 1 MiB WAL segments archiving into $PGT/repo through
