@@ -847,8 +847,16 @@ run(struct verify *v, struct err *err)
     if (walscan_run(&v->scan, &v->arc, v->cluster.seg_size, err) < 0) {
         if (err->kind != ERR_CORRUPT)
             return -1;
-        /* a damaged history file: the WAL checks cannot be done, the rest can */
-        report_add(&v->rep, PK_CORRUPT_OBJECT, ARCHIVE_HISTORY_PREFIX, "%s", err->msg);
+        /* a damaged history file (its key is quoted in the message): the WAL checks cannot be
+         * done, the rest can */
+        char object[256] = ARCHIVE_HISTORY_PREFIX;
+        const char *k = strstr(err->msg, "\"" ARCHIVE_HISTORY_PREFIX);
+        const char *end = k ? strchr(k + 1, '"') : NULL;
+
+        if (end && (size_t)(end - k - 1) < sizeof(object))
+            snprintf(object, sizeof(object), "%.*s", (int)(end - k - 1), k + 1);
+        report_add(&v->rep, PK_CORRUPT_OBJECT, object, "%s; the WAL archive was not checked",
+                   err->msg);
         err_clear(err);
     } else {
         v->has_scan = true;

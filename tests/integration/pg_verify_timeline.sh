@@ -7,7 +7,7 @@
 # also when timeline 1 ends with the switch segment as .partial and nothing after it (as a
 # promotion leaves it when the old primary died there): the .partial at the switch is no gap.
 # A deleted timeline 2 segment after the switch is a gap on timeline 2; a deleted history file
-# is missing_history.
+# is missing_history; a damaged one is corrupt_object (and the WAL checks cannot run).
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 . "$(dirname "$0")/pg_basebackup_lib.sh"
@@ -116,4 +116,13 @@ vf --repo "$BAD"
 expect_vf 2 "exit 2"
 expect_problem "missing_history pg/wal/history/00000002.history: timeline 2 has WAL but no history file: recovery cannot follow it" "missing_history, named"
 expect_eq "$(vf_problems | wc -l)" 1 "the only problem"
+
+section "a damaged history file"
+vf_copy badhistory
+flip_byte "$BADDIR/pg/wal/history/00000002.history"
+vf --repo "$BAD" --json
+expect_vf 2 "exit 2"
+expect_eq "$(vf_json '[(p["kind"], p["object"]) for p in j["problems"]]')" "[('corrupt_object', 'pg/wal/history/00000002.history')]" "corrupt_object naming it"
+expect_contains "$(vf_json 'j["problems"][0]["detail"]')" "; the WAL archive was not checked" "and it says the WAL was not checked"
+expect_eq "$(vf_json 'j["checked"]["backups"]')-$(vf_json 'j["checked"]["wal_files"]')" "2-0" "the backups still were"
 done_testing
