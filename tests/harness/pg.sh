@@ -33,19 +33,28 @@ chown postgres: "$PGT" "$PGT/sock"
 asu() { (cd "$PGT" && runuser -u postgres -- "$@"); }
 
 _pg_clusters=()
-# stop every cluster this test started, and the ferry processes they left (prefetchers):
-# only processes whose command line names this test's scratch dir
-_pg_cleanup() {
-    local d p
-    for d in "${_pg_clusters[@]}"; do
-        [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$(cat "$d.bin")/pg_ctl" -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1
-    done
+# _pg_kill_strays: postmasters whose data dir is in this test's scratch dir (left by a run
+# that was killed, e.g. by meson's timeout) get an immediate shutdown (SIGQUIT), and ferry
+# processes naming it (prefetchers) are killed: only processes of this test, by pid
+_pg_kill_strays() {
+    local p cmd
     for p in /proc/[0-9]*; do
-        case "$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" in
+        { cmd=$(tr '\0' ' ' <"$p/cmdline"); } 2>/dev/null || continue
+        case "$cmd" in
+        */postgres\ -D\ "$PGT/"*) kill -QUIT "${p#/proc/}" 2>/dev/null ;;
         *ferry-wal-*"$T/"*) kill -9 "${p#/proc/}" 2>/dev/null ;;
         esac
     done
 }
+# stop every cluster this test started, then the strays
+_pg_cleanup() {
+    local d
+    for d in "${_pg_clusters[@]}"; do
+        [ -f "$d/postmaster.pid" ] && runuser -u postgres -- "$(cat "$d.bin")/pg_ctl" -D "$d" -m immediate -w -t 30 stop >/dev/null 2>&1
+    done
+    _pg_kill_strays
+}
+_pg_kill_strays
 on_exit _pg_cleanup
 
 # ferry_cfg FILE LINE...: a ferry config file (name = value lines), mode 0600, owned by postgres

@@ -9,7 +9,9 @@
 # object decodes to the winner's bytes.
 # With the argument "multipart" (test pg_rgw_race_multipart): only the race, eight times, with
 # the segment pushed uncompressed in 5 MiB parts, i.e. as a multipart upload, where RGW 16
-# ignores If-None-Match on CompleteMultipartUpload and ferry has to settle it by itself.
+# ignores If-None-Match on CompleteMultipartUpload and ferry has to settle it by itself; over
+# http through the fault proxy, which in the first four races holds the first Complete 3 s
+# and drops it (the other push completes meanwhile; the first retries its Complete).
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 MODE="${1:-main}"
@@ -19,11 +21,12 @@ unset SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE
 
 cp "$RGW_CA_FILE" "$PGT/ca.crt"
 chmod 644 "$PGT/ca.crt"
-# rgw_cfg FILE PREFIX [LINE...]: a config file for the repository s3://bucket/PREFIX
+RGW_EP="$RGW_ENDPOINT_HTTPS"
+# rgw_cfg FILE PREFIX [LINE...]: a config file for the repository s3://bucket/PREFIX at $RGW_EP
 rgw_cfg() {
     local f="$1" p="$2"
     shift 2
-    ferry_cfg "$f" "repo = s3://$RGW_BUCKET/$p" "s3-endpoint = $RGW_ENDPOINT_HTTPS" \
+    ferry_cfg "$f" "repo = s3://$RGW_BUCKET/$p" "s3-endpoint = $RGW_EP" \
         "s3-ca-file = $PGT/ca.crt" "s3-region = us-east-1" \
         "s3-access-key-id = $RGW_ACCESS_KEY_ID" "s3-secret-access-key = $RGW_SECRET_ACCESS_KEY" \
         "s3-sse = aws:kms" "s3-sse-kms-key-id = $RGW_KMS_KEY_ID" "$@"
@@ -46,7 +49,12 @@ expect_eq "$got" "aws:kms" "head-object on pg/cluster.json reports aws:kms"
 NAME="$LAST"
 RACES="1 2 3 4 5"
 RACE_OPTS=()
-else # multipart: a real segment of a fresh cluster, uncompressed in 5 MiB parts
+else # multipart: a real segment of a fresh cluster, uncompressed in 5 MiB parts, through
+    # the fault proxy in front of RGW (http): in races 1-4 it holds the first
+    # CompleteMultipartUpload 3 s and then drops it, so that the other push completes
+    # meanwhile and the first one retries its Complete; races 5-8 are left to chance
+start_proxy "$RGW_ENDPOINT"
+RGW_EP="$PROXY_URL"
 pg_new primary
 P="$PGD"
 pg_start "$P" || bail "the cluster starts" "$(tail -5 "$P.log")"
@@ -75,11 +83,20 @@ SHA_B=$(sha "$T/race/b/$NAME")
 for i in $RACES; do
     rc_cfg="$PGT/race-$i.conf"
     rgw_cfg "$rc_cfg" "$PFX/race-$i" "${RACE_OPTS[@]}"
+    if [ "$MODE" = multipart ]; then
+        if [ "$i" -le 4 ]; then
+            proxy_plan "[{\"method\": \"POST\", \"path\": \"/$NAME\$\", \"query\": \"uploadId=\", \"fault\": \"stall\", \"seconds\": 3, \"times\": 1}]"
+        else
+            proxy_plan '[]'
+        fi
+    fi
+    pids=()
     for s in a b; do
         ( timeout -k 5 120 "$WAL_PUSH" --config "$rc_cfg" "$T/race/$s/$NAME" >"$T/race/$s.out" 2>"$T/race/$s.err"
           echo $? >"$T/race/$s.rc" ) &
+        pids+=($!)
     done
-    wait
+    wait "${pids[@]}" # not the fault proxy, which runs in the background too
     ra=$(cat "$T/race/a.rc") rb=$(cat "$T/race/b.rc")
     if [ "$ra:$rb" = "0:1" ]; then
         win=a lose=b wsha=$SHA_A lsha=$SHA_B
