@@ -678,6 +678,8 @@ opts_is_version(const struct opts *o)
 void
 opts_print_help(FILE *f, const struct opt_def *const *tables)
 {
+    bool h_taken = false; /* e.g. ferry-basebackup's -h HOST, as in PostgreSQL's tools */
+
     for (size_t t = 0; tables[t]; t++) {
         for (const struct opt_def *d = tables[t]; d->name; d++) {
             char left[80];
@@ -689,8 +691,9 @@ opts_print_help(FILE *f, const struct opt_def *const *tables)
                 snprintf(left, sizeof(left), "    --%s%s%s", d->name, d->arg_name ? " " : "",
                          d->arg_name ? d->arg_name : "");
             fprintf(f, "  %-32s %s\n", left, d->help ? d->help : "");
+            h_taken |= d->short_name == 'h';
         }
     }
-    fprintf(f, "  %-32s %s\n", "-h, --help", "show this help and exit");
+    fprintf(f, "  %-32s %s\n", h_taken ? "    --help" : "-h, --help", "show this help and exit");
     fprintf(f, "  %-32s %s\n", "    --version", "show the version and exit");
 }
