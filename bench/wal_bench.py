@@ -545,7 +545,8 @@ class Bench:
             for f in ('ferry-pf-tls', 'ferry-pf', 'ferry-sync'):
                 for p in ('pgbr-zst', 'pgbr-async'):
                     if f in med and p in med:
-                        P('- recovery, %s vs %s: %.2fx faster' % (RECOVERY[f][0], RECOVERY[p][0], med[p] / med[f]))
+                        P('- recovery, %s vs %s: %.2fx (pgBackRest time / ferry time; > 1: ferry faster)'
+                          % (RECOVERY[f][0], RECOVERY[p][0], med[p] / med[f]))
             P('')
         if self.errors:
             P('### Errors (first per variant)')
@@ -622,10 +623,10 @@ class Bench:
             time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), len(self.segs), a.rounds,
             min(a.rounds, a.slow_rounds), os.cpu_count()),
             '',
-            'ferry %s (%s); %s; %s; %s; PostgreSQL %s; s3rver 3.7.1 on http and https (one process).' % (
+            '%s (%s); %s; %s; %s; PostgreSQL %s; s3rver 3.7.1 on http and https (one process).' % (
                 ver([self.push_bin, '--version']), a.build, ver(['pgbackrest', 'version']),
                 ver(['barman-cloud-wal-archive', '--version']), ver([AWS, '--version']).split()[0],
-                ver([os.path.join(PGBIN, 'postgres'), '--version']).split()[-1]),
+                ver([os.path.join(PGBIN, 'postgres'), '--version']).split()[2]),
             'Segments: %s .. %s. segs/s = segments / wall time of a whole sequential round. '
             'Load average at the start %.2f, at the end %.2f.' % (
                 self.segs[0], self.segs[-1], self.load0, os.getloadavg()[0]),
