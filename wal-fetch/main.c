@@ -168,6 +168,7 @@ out:
 struct prefetch {
     struct cli *cli;
     const char *spool;
+    const struct cluster_info *cluster; /* fetched segments must be from it */
     struct walname *todo;
     size_t n, next;
     bool stop; /* a file was missing: the archive ends there */
@@ -206,7 +207,7 @@ prefetch_worker(void *arg)
 
             if (bfd >= 0)
                 close(bfd);
-            if (archive_fetch_file(&ar, &w, NULL, file, &info, &err) == 0) {
+            if (archive_fetch_file(&ar, &w, p->cluster, file, &info, &err) == 0) {
                 char hex[65];
                 char *tmp = xasprintf("%s.tmp", note);
                 FILE *f = fopen(tmp, "w");
@@ -361,6 +362,7 @@ prefetch_run(struct cli *cli, const char *spool, const struct walname *cur, long
         count = (long)(max_bytes / ci.seg_size);
     p.cli = cli;
     p.spool = spool;
+    p.cluster = &ci;
     p.todo = xcalloc((size_t)count + 1, sizeof(*p.todo));
     for (long i = 1; i <= count; i++) {
         uint32_t tli = history_tli_for_segno(&hist, segno + (uint64_t)i, ci.seg_size);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,9 +66,13 @@ status_dir_of(const char *path)
     return dir;
 }
 
-/* Write the note that name was pushed with this checksum (atomically; best effort). */
+/*
+ * Write the note that name was pushed with this checksum to this repository
+ * (atomically; best effort): "SHA256 SIZE\nREPO-URL\n".
+ */
 static void
-marker_write(const char *status_dir, const char *name, const unsigned char sha[32], uint64_t size)
+marker_write(const char *status_dir, const char *name, const unsigned char sha[32], uint64_t size,
+             const char *repo_url)
 {
     char hex[65];
     char *path = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
@@ -76,7 +81,7 @@ marker_write(const char *status_dir, const char *name, const unsigned char sha[3
 
     archive_sha256_hex(hex, sha);
     if (f) {
-        int ok = fprintf(f, "%s %llu\n", hex, (unsigned long long)size) > 0;
+        int ok = fprintf(f, "%s %llu\n%s\n", hex, (unsigned long long)size, repo_url) > 0;
 
         if (fclose(f) == 0 && ok && rename(tmp, path) == 0)
             tmp[0] = '\0';
@@ -88,14 +93,15 @@ marker_write(const char *status_dir, const char *name, const unsigned char sha[3
 }
 
 /*
- * If an earlier look-ahead pushed this file, its note holds the checksum:
- * true when the local file still has it (the note is then removed).
+ * If an earlier look-ahead pushed this file to this same repository, its
+ * note holds the checksum: true when the local file still has it. The note
+ * is removed either way (a note for another repository is stale).
  */
 static bool
-marker_matches(const char *status_dir, const char *name, const char *path)
+marker_matches(const char *status_dir, const char *name, const char *path, const char *repo_url)
 {
     char *mpath = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
-    char want[65], hex[65];
+    char want[65], hex[65], url[4096];
     unsigned long long want_size;
     unsigned char sha[32];
     uint64_t size;
@@ -105,16 +111,20 @@ marker_matches(const char *status_dir, const char *name, const char *path)
 
     if (!f)
         goto out;
-    if (fscanf(f, "%64s %llu", want, &want_size) != 2) {
+    if (fscanf(f, "%64s %llu\n", want, &want_size) != 2 || !fgets(url, sizeof(url), f)) {
         fclose(f);
+        unlink(mpath);
         goto out;
     }
     fclose(f);
+    unlink(mpath);
+    url[strcspn(url, "\n")] = '\0';
+    if (strcmp(url, repo_url) != 0)
+        goto out;
     if (archive_file_sha256(path, sha, &size, &err) < 0)
         goto out;
     archive_sha256_hex(hex, sha);
     match = size == want_size && strcmp(hex, want) == 0;
-    unlink(mpath);
 out:
     free(mpath);
     return match;
@@ -164,7 +174,8 @@ ahead_worker(void *arg)
             continue;
         }
         if (archive_push_file(&ar, path, &w, &res, &info, &err) == 0) {
-            marker_write(a->status_dir, name, info.sha256, info.plain_size);
+            marker_write(a->status_dir, name, info.sha256, info.plain_size,
+                         opts_get(a->cli->opts, "repo"));
             log_info("pushed \"%s\" ahead", name);
         } else {
             log_info("look-ahead push of \"%s\" failed: %s", name, err.msg);
@@ -173,6 +184,50 @@ ahead_worker(void *arg)
     }
     repo_close(repo);
     return NULL;
+}
+
+/*
+ * ferry-wal-fetch's prefetch spool (pg_wal/ferry-prefetch) outlives the
+ * recovery that filled it. Once the server archives its own WAL and is no
+ * longer recovering (no recovery.signal or standby.signal in the data
+ * directory, our working directory), remove it, unless a prefetcher still
+ * holds its lock.
+ */
+static void
+spool_remove(const char *wal_dir)
+{
+    char *spool = xasprintf("%s/ferry-prefetch", wal_dir);
+    char *lock = xasprintf("%s/.lock", spool);
+    struct stat st;
+    int lfd;
+    DIR *d;
+    struct dirent *de;
+
+    if (stat(spool, &st) < 0 || !S_ISDIR(st.st_mode) || access("recovery.signal", F_OK) == 0 ||
+        access("standby.signal", F_OK) == 0)
+        goto out;
+    lfd = open(lock, O_RDONLY | O_CLOEXEC);
+    if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+        close(lfd);
+        goto out;
+    }
+    d = opendir(spool);
+    while (d && (de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char *p = xasprintf("%s/%s", spool, de->d_name);
+        unlink(p);
+        free(p);
+    }
+    if (d)
+        closedir(d);
+    if (rmdir(spool) == 0)
+        log_info("removed the prefetch spool \"%s\" left by recovery", spool);
+    if (lfd >= 0)
+        close(lfd);
+out:
+    free(lock);
+    free(spool);
 }
 
 static int
@@ -219,7 +274,8 @@ ahead_collect(struct ahead *a, const char *name, long max_files, unsigned long l
         a->names[a->n++] = n;
     }
     closedir(d);
-    qsort(a->names, a->n, sizeof(*a->names), cmp_names);
+    if (a->n > 1)
+        qsort(a->names, a->n, sizeof(*a->names), cmp_names);
     /* keep the first ones within the count and byte budget */
     unsigned long long bytes = 0;
     size_t keep = 0;
@@ -278,11 +334,22 @@ main(int argc, char **argv)
     walname_format(name, &w);
 
     status_dir = status_dir_of(path);
-    if (status_dir && marker_matches(status_dir, name, path)) {
+    const char *repo_url = opts_get(cli.opts, "repo");
+    if (status_dir && repo_url && marker_matches(status_dir, name, path, repo_url)) {
         log_info("\"%s\" was already pushed ahead", name);
         rc = 0;
         goto out;
     }
+    if (cli_load(&cli, &err) < 0)
+        goto out;
+    /*
+     * One PUT per WAL file, never multipart: conditional create is atomic on a
+     * PUT, while some servers (Ceph RGW 16) ignore it on CompleteMultipartUpload,
+     * where two different writers could then both win. An encoded segment
+     * is at most a little larger than the segment.
+     */
+    if (has_header && cli.ropts.s3_part_size < (uint64_t)h.seg_size + (1u << 20))
+        cli.ropts.s3_part_size = (uint64_t)h.seg_size + (1u << 20);
     if (cli_open_repo(&cli, &err) < 0)
         goto out;
     struct archive ar = {cli.repo, cli.oopts, cli.key};
@@ -295,10 +362,9 @@ main(int argc, char **argv)
             goto out;
     }
 
+    const char *slash = strrchr(path, '/');
+    wal_dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
     if (status_dir && lookahead > 0) {
-        const char *slash = strrchr(path, '/');
-
-        wal_dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
         ahead.cli = &cli;
         ahead.status_dir = status_dir;
         ahead.wal_dir = wal_dir;
@@ -313,6 +379,8 @@ main(int argc, char **argv)
     enum archive_push_result res;
     if (archive_push_file(&ar, path, &w, &res, NULL, &err) < 0)
         goto out;
+    if (status_dir)
+        spool_remove(wal_dir); /* only in a real pg_wal (it has archive_status) */
     if (res == ARCHIVE_PUSH_IDENTICAL)
         log_notice("\"%s\" was already archived with the same contents", name);
     else

@@ -451,6 +451,8 @@ archive_fetch_file(struct archive *a, const struct walname *w, const struct clus
             err_set(err, ERR_NOT_FOUND, "\"%s\" is not in the archive", name);
         else if (err->kind == ERR_CORRUPT)
             err_prefix(err, "archived \"%s\" is damaged", name);
+        else if (err->kind == ERR_KEY)
+            err_prefix(err, "could not decode archived \"%s\"", name);
         goto out;
     }
     rc = 0;

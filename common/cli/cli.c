@@ -50,22 +50,28 @@ cli_init(struct cli *c, const char *progname, const char *usage, const struct op
 }
 
 int
+cli_load(struct cli *c, struct err *err)
+{
+    if (c->loaded)
+        return 0;
+    if (!opts_get(c->opts, "repo"))
+        return err_set(err, ERR_USAGE, "no repository given: use --repo URL or FERRY_REPO");
+    if (repo_opts_load(&c->ropts, c->opts, err) < 0)
+        return -1;
+    if (object_opts_load(&c->oopts, &c->key, c->opts, err) < 0)
+        return -1;
+    c->loaded = true;
+    return 0;
+}
+
+int
 cli_open_repo(struct cli *c, struct err *err)
 {
-    const char *url = opts_get(c->opts, "repo");
-
     if (c->repo)
         return 0;
-    if (!url)
-        return err_set(err, ERR_USAGE, "no repository given: use --repo URL or FERRY_REPO");
-    if (!c->loaded) {
-        if (repo_opts_load(&c->ropts, c->opts, err) < 0)
-            return -1;
-        if (object_opts_load(&c->oopts, &c->key, c->opts, err) < 0)
-            return -1;
-        c->loaded = true;
-    }
-    return repo_open(&c->repo, url, &c->ropts, err);
+    if (cli_load(c, err) < 0)
+        return -1;
+    return repo_open(&c->repo, opts_get(c->opts, "repo"), &c->ropts, err);
 }
 
 void

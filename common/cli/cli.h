@@ -36,6 +36,12 @@ int cli_init(struct cli *c, const char *progname, const char *usage, const struc
              int argc, char **argv, struct err *err);
 
 /*
+ * Load the repository, compression and encryption settings into ropts,
+ * oopts and key (once), so a program can adjust them before cli_open_repo.
+ */
+int cli_load(struct cli *c, struct err *err);
+
+/*
  * Open the repository named by --repo / FERRY_REPO, with compression and
  * encryption settings (loaded once). A no-op when it is open already; after
  * repo_close(c->repo) and c->repo = NULL it opens again (e.g. after fork).

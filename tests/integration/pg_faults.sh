@@ -11,8 +11,8 @@
 #      finishes once the object is good again
 #  (d) WAL from another cluster pushed into the repository: exit 1 naming both identifiers
 #  (e) a non-WAL file and a truncated segment: refused, exit 1
-#  (f) kill -9 of ferry-wal-push in the middle of a multipart upload: no object under the key,
-#      and the next call succeeds
+#  (f) kill -9 of ferry-wal-push in the middle of its upload (one PUT: WAL files are never
+#      multipart, even with small parts): no object under the key, and the next call succeeds
 #  (g) the same bytes again: exit 0 with a notice; other bytes: exit 1 naming both checksums
 #  (h) ferry-wal-fetch with the storage down: exit 1 in standby mode (standby.signal in the
 #      working directory), 200 outside it and with --on-storage-error fatal
@@ -220,7 +220,7 @@ expect_eq "$(timeout 60 "$FERRY" repo --config "$CFG_F" get "$(wal_key "$QLAST")
     "the archived $QLAST is still the whole segment"
 
 # ---------------------------------------------------------------------------------------
-section "(f) kill -9 of ferry-wal-push in the middle of a multipart upload"
+section "(f) kill -9 of ferry-wal-push in the middle of its upload"
 CFG_K="$PGT/kill.conf" # the second cluster's segment, uncompressed, 5 MiB parts, through the proxy
 ferry_cfg "$CFG_K" "repo = s3://$S3RVER_BUCKET/$PFX/kill" "s3-endpoint = $PROXY_URL" "${S3CREDS[@]}" \
     "compress = none" "s3-part-size = 5M" "s3-timeout = 120"
@@ -229,14 +229,15 @@ ferry_cfg "$CFG_KD" "repo = s3://$S3RVER_BUCKET/$PFX/kill" "s3-endpoint = $S3RVE
 mkdir -p "$PGT/kill"
 cp "$Q/pg_wal/$QLAST" "$PGT/kill/$QLAST"
 chown -R postgres: "$PGT/kill"
-proxy_plan "[{\"method\": \"PUT\", \"path\": \"/$QLAST\$\", \"query\": \"partNumber=2\", \"fault\": \"stall\", \"seconds\": 600}]"
+proxy_plan "[{\"method\": \"PUT\", \"path\": \"/$QLAST\$\", \"fault\": \"stall\", \"seconds\": 600}]"
 ("$WAL_PUSH" --config "$CFG_K" "$PGT/kill/$QLAST" >"$T/kill.out" 2>"$T/kill.err") &
 kpid=$!
 for _ in $(seq 1 150); do
-    [ "$(proxy_count PUT "/$QLAST\$" "partNumber=2")" -ge 1 ] && break
+    [ "$(proxy_count PUT "/$QLAST\$")" -ge 1 ] && break
     sleep 0.2
 done
-expect_ge "$(proxy_count PUT "/$QLAST\$" "partNumber=2")" 1 "the upload is under way (part 2 is being sent, the proxy holds it)"
+expect_ge "$(proxy_count PUT "/$QLAST\$")" 1 "the upload is under way (the proxy holds the PUT)"
+expect_eq "$(proxy_count POST "/$QLAST\$" "uploads")" 0 "as one PUT, although the part size is 5 MiB"
 kill -9 "$kpid"
 wait "$kpid" 2>/dev/null
 expect_eq "$?" 137 "ferry-wal-push killed with SIGKILL (pid $kpid)"

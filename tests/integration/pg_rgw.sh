@@ -8,10 +8,11 @@
 # page header) -> exactly one exits 0, the other exits 1 naming both checksums, and the stored
 # object decodes to the winner's bytes.
 # With the argument "multipart" (test pg_rgw_race_multipart): only the race, eight times, with
-# the segment pushed uncompressed in 5 MiB parts, i.e. as a multipart upload, where RGW 16
-# ignores If-None-Match on CompleteMultipartUpload and ferry has to settle it by itself; over
-# http through the fault proxy, which in the first four races holds the first Complete 3 s
-# and drops it (the other push completes meanwhile; the first retries its Complete).
+# the segment pushed uncompressed and --s3-part-size 5M, which would make it a multipart
+# upload, where RGW 16 ignores If-None-Match on CompleteMultipartUpload so that two writers
+# could both win. ferry-wal-push must therefore store a WAL file with one PUT whatever the
+# part size (checked in the proxy's log: no multipart request at all); over http through the
+# fault proxy, which in the first four races would hold a first Complete 3 s and drop it.
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 MODE="${1:-main}"
@@ -113,6 +114,10 @@ for i in $RACES; do
         continue
     fi
     pass "race $i: exactly one push exits 0 ($win), the other 1"
+    if [ "$MODE" = multipart ]; then
+        n_mp=$(proxy_count POST "/$NAME\$" "uploads")
+        expect_eq "$n_mp" 0 "race $i: no multipart upload for a WAL file (one conditional PUT)"
+    fi
     RC=1 OUT="$T/race/$lose.out" ERR="$T/race/$lose.err" LAST_CMD="ferry-wal-push ($lose)"
     expect_tool_error 1 "archived sha256 $wsha" "race $i: the loser's one-line error names the archived (winner's) checksum"
     expect_contains "$(cat "$T/race/$lose.err")" "local sha256 $lsha" "race $i: and its own checksum"
