@@ -29,6 +29,7 @@ import signal
 import socket
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 
@@ -143,10 +144,17 @@ class Bench:
         return p
 
     def timed(self, cmd, env, cwd):
-        t0 = time.monotonic()
-        p = subprocess.run(cmd, env=env, cwd=cwd, user=self.user, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        return time.monotonic() - t0, p.returncode, p.stderr.decode(errors='replace').strip()
+        # stderr to a file, not a pipe: like PostgreSQL's archiver and startup process, the
+        # bench waits for the command itself, not for what it leaves running in the background
+        # (pgBackRest's async process, ferry's detached look-ahead and prefetch), which keep
+        # a pipe open.
+        with tempfile.TemporaryFile() as errf:
+            t0 = time.monotonic()
+            p = subprocess.run(cmd, env=env, cwd=cwd, user=self.user, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=errf)
+            dt = time.monotonic() - t0
+            errf.seek(0)
+            return dt, p.returncode, errf.read().decode(errors='replace').strip()
 
     def lingering(self, dirs, words):
         """Pids of processes working in one of dirs or naming one of words (async helpers)."""

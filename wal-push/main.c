@@ -16,6 +16,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "archive/archive.h"
@@ -49,6 +51,8 @@ static const struct opt_def push_opts[] = {
 };
 
 #define MARKER_SUFFIX ".ferry"
+#define BUSY_SUFFIX ".ferry-busy"
+#define LOOKAHEAD_LOCK "ferry-lookahead.lock"
 
 /* The archive_status directory beside the WAL file, or NULL when there is none. */
 static char *
@@ -68,50 +72,66 @@ status_dir_of(const char *path)
 
 /*
  * Write the note that name was pushed with this checksum to this repository
- * (atomically; best effort): "SHA256 SIZE\nREPO-URL\n".
+ * (atomically; best effort). It also records the file's identity (device,
+ * inode, size, modification time) so that PostgreSQL's later call can trust
+ * it without reading the file again: a WAL file does not change once it is
+ * .ready. Format: "SHA256 SIZE DEV INO MTIME_SEC MTIME_NSEC\nREPO-URL\n".
  */
 static void
-marker_write(const char *status_dir, const char *name, const unsigned char sha[32], uint64_t size,
-             const char *repo_url)
+marker_write(const char *status_dir, const char *name, const char *path,
+             const unsigned char sha[32], uint64_t size, const char *repo_url)
 {
     char hex[65];
-    char *path = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
-    char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    char *mpath = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
+    char *tmp = xasprintf("%s.tmp.%ld", mpath, (long)getpid());
+    struct stat st;
+    FILE *f;
 
+    if (stat(path, &st) < 0 || (uint64_t)st.st_size != size)
+        goto out;
+    f = fopen(tmp, "w");
     archive_sha256_hex(hex, sha);
     if (f) {
-        int ok = fprintf(f, "%s %llu\n%s\n", hex, (unsigned long long)size, repo_url) > 0;
+        int ok = fprintf(f, "%s %llu %llu %llu %lld %ld\n%s\n", hex, (unsigned long long)size,
+                         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+                         (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec, repo_url) > 0;
 
-        if (fclose(f) == 0 && ok && rename(tmp, path) == 0)
+        if (fclose(f) == 0 && ok && rename(tmp, mpath) == 0)
             tmp[0] = '\0';
     }
     if (tmp[0])
         unlink(tmp);
+out:
     free(tmp);
-    free(path);
+    free(mpath);
 }
 
 /*
  * If an earlier look-ahead pushed this file to this same repository, its
- * note holds the checksum: true when the local file still has it. The note
- * is removed either way (a note for another repository is stale).
+ * note says so: true when the file is still the one noted (same identity, or
+ * else same checksum). The note is removed either way (a note for another
+ * repository or another file is stale).
  */
 static bool
 marker_matches(const char *status_dir, const char *name, const char *path, const char *repo_url)
 {
     char *mpath = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
     char want[65], hex[65], url[4096];
-    unsigned long long want_size;
+    unsigned long long want_size, dev, ino;
+    long long msec;
+    long mnsec;
     unsigned char sha[32];
     uint64_t size;
     struct err err;
+    struct stat st;
     bool match = false;
     FILE *f = fopen(mpath, "r");
 
     if (!f)
         goto out;
-    if (fscanf(f, "%64s %llu\n", want, &want_size) != 2 || !fgets(url, sizeof(url), f)) {
+    if (fscanf(f, "%64s %llu %llu %llu %lld %ld\n", want, &want_size, &dev, &ino, &msec, &mnsec) !=
+            6 ||
+        !fgets(url, sizeof(url), f)) {
         fclose(f);
         unlink(mpath);
         goto out;
@@ -119,8 +139,14 @@ marker_matches(const char *status_dir, const char *name, const char *path, const
     fclose(f);
     unlink(mpath);
     url[strcspn(url, "\n")] = '\0';
-    if (strcmp(url, repo_url) != 0)
+    if (strcmp(url, repo_url) != 0 || stat(path, &st) < 0)
         goto out;
+    if ((unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino &&
+        (unsigned long long)st.st_size == want_size && (long long)st.st_mtim.tv_sec == msec &&
+        (long)st.st_mtim.tv_nsec == mnsec) {
+        match = true;
+        goto out;
+    }
     if (archive_file_sha256(path, sha, &size, &err) < 0)
         goto out;
     archive_sha256_hex(hex, sha);
@@ -128,6 +154,38 @@ marker_matches(const char *status_dir, const char *name, const char *path, const
 out:
     free(mpath);
     return match;
+}
+
+/*
+ * While a detached look-ahead process is pushing this very file, wait for it
+ * (bounded) instead of pushing it a second time. A busy note left by a dead
+ * look-ahead (the lock is free) is stale and removed.
+ */
+static void
+busy_wait(const char *status_dir, const char *name)
+{
+    char *busy = xasprintf("%s/%s%s", status_dir, name, BUSY_SUFFIX);
+    char *lock = xasprintf("%s/%s", status_dir, LOOKAHEAD_LOCK);
+    int lfd;
+
+    if (access(busy, F_OK) != 0)
+        goto out;
+    lfd = open(lock, O_RDONLY | O_CLOEXEC);
+    if (lfd < 0 || flock(lfd, LOCK_SH | LOCK_NB) == 0) {
+        unlink(busy);
+    } else {
+        /* at most about two minutes: one segment's upload with its retries */
+        for (int i = 0; i < 12000 && access(busy, F_OK) == 0; i++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (lfd >= 0)
+        close(lfd);
+out:
+    free(busy);
+    free(lock);
 }
 
 struct ahead {
@@ -173,13 +231,20 @@ ahead_worker(void *arg)
             free(path);
             continue;
         }
+        char *busy = xasprintf("%s/%s%s", a->status_dir, name, BUSY_SUFFIX);
+        int bfd = open(busy, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+
+        if (bfd >= 0)
+            close(bfd);
         if (archive_push_file(&ar, path, &w, &res, &info, &err) == 0) {
-            marker_write(a->status_dir, name, info.sha256, info.plain_size,
+            marker_write(a->status_dir, name, path, info.sha256, info.plain_size,
                          opts_get(a->cli->opts, "repo"));
             log_info("pushed \"%s\" ahead", name);
         } else {
             log_info("look-ahead push of \"%s\" failed: %s", name, err.msg);
         }
+        unlink(busy);
+        free(busy);
         free(path);
     }
     repo_close(repo);
@@ -295,6 +360,65 @@ ahead_collect(struct ahead *a, const char *name, long max_files, unsigned long l
     a->n = keep;
 }
 
+/*
+ * Push the look-ahead files from a detached process, so that this call
+ * returns as soon as its own file is stored. One look-ahead process at a
+ * time (a lock in archive_status); the names are chosen before the fork.
+ */
+static void
+ahead_spawn(struct ahead *a, const char *name, long max_files, unsigned long long max_bytes)
+{
+    char *lock = xasprintf("%s/%s", a->status_dir, LOOKAHEAD_LOCK);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    pid_t pid;
+
+    free(lock);
+    if (lfd < 0)
+        return;
+    if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+        close(lfd); /* another look-ahead is at work */
+        return;
+    }
+    ahead_collect(a, name, max_files, max_bytes);
+    if (a->n == 0) {
+        close(lfd);
+        return;
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid != 0) {
+        /* parent: the child's copy of the descriptor keeps the lock */
+        close(lfd);
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+        return;
+    }
+    setsid();
+    if (fork() != 0)
+        _exit(0);
+    /* stderr stays: PostgreSQL's log shows what the look-ahead did */
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        if (fd > 2)
+            close(fd);
+    }
+    alarm(600); /* never linger */
+    /*
+     * The inherited repository (and its connections) belongs to the parent:
+     * the workers open their own, and this process never closes it.
+     */
+    pthread_t threads[4];
+    int n = 0;
+    for (int i = 0; i < 4 && (size_t)i < a->n; i++)
+        if (pthread_create(&threads[n], NULL, ahead_worker, a) == 0)
+            n++;
+    for (int i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    _exit(0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -308,8 +432,6 @@ main(int argc, char **argv)
     char name[WALNAME_MAX];
     char *status_dir = NULL, *wal_dir = NULL;
     struct ahead ahead;
-    pthread_t threads[16];
-    int n_threads = 0;
     int rc = 1;
 
     err_clear(&err);
@@ -335,6 +457,8 @@ main(int argc, char **argv)
 
     status_dir = status_dir_of(path);
     const char *repo_url = opts_get(cli.opts, "repo");
+    if (status_dir)
+        busy_wait(status_dir, name);
     if (status_dir && repo_url && marker_matches(status_dir, name, path, repo_url)) {
         log_info("\"%s\" was already pushed ahead", name);
         rc = 0;
@@ -369,11 +493,7 @@ main(int argc, char **argv)
         ahead.status_dir = status_dir;
         ahead.wal_dir = wal_dir;
         ahead.main_header = has_header ? &h : NULL;
-        ahead_collect(&ahead, name, lookahead, lookahead_bytes);
-        int want = (int)(ahead.n < 4 ? ahead.n : 4);
-        for (int i = 0; i < want; i++)
-            if (pthread_create(&threads[n_threads], NULL, ahead_worker, &ahead) == 0)
-                n_threads++;
+        ahead_spawn(&ahead, name, lookahead, lookahead_bytes);
     }
 
     enum archive_push_result res;
@@ -387,8 +507,6 @@ main(int argc, char **argv)
         log_info("archived \"%s\"", name);
     rc = 0;
 out:
-    for (int i = 0; i < n_threads; i++)
-        pthread_join(threads[i], NULL);
     if (rc != 0)
         log_err(&err);
     for (size_t i = 0; i < ahead.n; i++)
