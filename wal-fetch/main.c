@@ -84,34 +84,79 @@ fsync_dir_of(const char *path)
     return rc;
 }
 
-/* A spooled file with its note "sha256 size": true when it is whole and was moved to dest. */
+/*
+ * Notes beside spooled files: "SHA256 SIZE DEV INO MTIME_SEC MTIME_NSEC",
+ * written by the prefetcher after it decoded and verified the file. The
+ * identity lets a later call trust the file without reading it again.
+ */
+static void
+note_write(const char *note, const char *file, const struct object_info *info)
+{
+    char hex[65];
+    char *tmp = xasprintf("%s.tmp", note);
+    struct stat st;
+    FILE *f;
+
+    if (stat(file, &st) < 0 || (uint64_t)st.st_size != info->plain_size)
+        goto out;
+    archive_sha256_hex(hex, info->sha256);
+    f = fopen(tmp, "w");
+    if (f) {
+        bool ok =
+            fprintf(f, "%s %llu %llu %llu %lld %ld\n", hex, (unsigned long long)info->plain_size,
+                    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+                    (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec) > 0;
+
+        if (fclose(f) == 0 && ok && rename(tmp, note) == 0)
+            goto out;
+    }
+    unlink(tmp);
+out:
+    free(tmp);
+}
+
+/*
+ * A spooled file with its note: true when it is the file the prefetcher
+ * verified (same identity, or else same checksum), its page header agrees
+ * with its name, and it was moved to dest.
+ */
 static bool
 spool_take(const char *spool, const char *name, const char *dest)
 {
     char *file = xasprintf("%s/%s", spool, name);
     char *note = xasprintf("%s/%s.sha256", spool, name);
     char want[65], hex[65];
-    unsigned long long want_size;
+    unsigned long long want_size, dev, ino;
+    long long msec;
+    long mnsec;
     unsigned char sha[32];
     uint64_t size;
     struct walname w;
     struct walheader h;
+    struct stat st;
     bool has_header, ok = false;
     struct err err;
     FILE *f = fopen(note, "r");
 
     if (!f)
         goto out;
-    if (fscanf(f, "%64s %llu", want, &want_size) != 2) {
+    if (fscanf(f, "%64s %llu %llu %llu %lld %ld", want, &want_size, &dev, &ino, &msec, &mnsec) !=
+            6 ||
+        stat(file, &st) < 0) {
         fclose(f);
         goto drop;
     }
     fclose(f);
-    if (archive_file_sha256(file, sha, &size, &err) < 0)
-        goto drop;
-    archive_sha256_hex(hex, sha);
-    if (size != want_size || strcmp(hex, want) != 0 ||
-        archive_check_local(file, &w, &h, &has_header, &err) < 0) {
+    bool same = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino &&
+                (unsigned long long)st.st_size == want_size &&
+                (long long)st.st_mtim.tv_sec == msec && (long)st.st_mtim.tv_nsec == mnsec;
+    if (!same) {
+        if (archive_file_sha256(file, sha, &size, &err) < 0)
+            goto drop;
+        archive_sha256_hex(hex, sha);
+        same = size == want_size && strcmp(hex, want) == 0;
+    }
+    if (!same || archive_check_local(file, &w, &h, &has_header, &err) < 0) {
         log_warning("prefetched \"%s\" is damaged, fetching it again", name);
         goto drop;
     }
@@ -165,14 +210,28 @@ out:
 
 /* ---- the background prefetcher ---- */
 
+/*
+ * One prefetcher per spool (it holds spool/.lock) stays alive while recovery
+ * asks for segments: each call writes the name it was asked for to
+ * spool/.position, and the prefetcher keeps the next --prefetch segments
+ * (mapped to their timelines) fetched, verified and noted in the spool. It
+ * exits after PREFETCH_IDLE_MS without progress (end of the archive, or
+ * recovery over), and a later call starts a new one.
+ */
+#define PREFETCH_IDLE_MS 10000
+#define PREFETCH_THREADS 4
+
 struct prefetch {
     struct cli *cli;
     const char *spool;
     const struct cluster_info *cluster; /* fetched segments must be from it */
-    struct walname *todo;
-    size_t n, next;
-    bool stop; /* a file was missing: the archive ends there */
     pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct walname queue[64];
+    size_t qn, qnext;
+    unsigned long fetched; /* successes so far */
+    bool missing;          /* a file was not in the archive: its end, for now */
+    bool quit;
 };
 
 static void *
@@ -190,17 +249,21 @@ prefetch_worker(void *arg)
         char name[WALNAME_MAX];
 
         pthread_mutex_lock(&p->lock);
-        bool have = !p->stop && p->next < p->n;
-        if (have)
-            w = p->todo[p->next++];
-        pthread_mutex_unlock(&p->lock);
-        if (!have)
+        while (!p->quit && p->qnext == p->qn)
+            pthread_cond_wait(&p->cond, &p->lock);
+        if (p->quit) {
+            pthread_mutex_unlock(&p->lock);
             break;
+        }
+        w = p->queue[p->qnext++];
+        pthread_mutex_unlock(&p->lock);
+
         walname_format(name, &w);
         char *file = xasprintf("%s/%s", p->spool, name);
         char *note = xasprintf("%s/%s.sha256", p->spool, name);
-        struct object_info info;
         char *busy = xasprintf("%s/%s.fetching", p->spool, name);
+        struct object_info info;
+        bool ok = false, missing = false;
 
         if (access(note, F_OK) != 0) {
             int bfd = open(busy, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -208,31 +271,27 @@ prefetch_worker(void *arg)
             if (bfd >= 0)
                 close(bfd);
             if (archive_fetch_file(&ar, &w, p->cluster, file, &info, &err) == 0) {
-                char hex[65];
-                char *tmp = xasprintf("%s.tmp", note);
-                FILE *f = fopen(tmp, "w");
-
-                archive_sha256_hex(hex, info.sha256);
-                if (f && fprintf(f, "%s %llu\n", hex, (unsigned long long)info.plain_size) > 0 &&
-                    fclose(f) == 0)
-                    rename(tmp, note);
-                else if (f)
-                    fclose(f);
-                unlink(tmp);
-                free(tmp);
+                note_write(note, file, &info);
+                ok = true;
             } else {
                 unlink(file);
-                if (err.kind == ERR_NOT_FOUND) {
-                    pthread_mutex_lock(&p->lock);
-                    p->stop = true;
-                    pthread_mutex_unlock(&p->lock);
-                }
+                missing = err.kind == ERR_NOT_FOUND;
+                if (!missing)
+                    log_info("prefetch of \"%s\" failed: %s", name, err.msg);
             }
+            unlink(busy);
         }
-        unlink(busy);
-        free(busy);
+        pthread_mutex_lock(&p->lock);
+        if (ok)
+            p->fetched++;
+        if (missing) {
+            p->missing = true;
+            p->qnext = p->qn; /* nothing after the end of the archive */
+        }
+        pthread_mutex_unlock(&p->lock);
         free(file);
         free(note);
+        free(busy);
     }
     repo_close(repo);
     return NULL;
@@ -329,79 +388,176 @@ spool_clean(const char *spool, uint64_t segno, uint32_t seg_size)
     closedir(d);
 }
 
+/* The WAL name of the latest call, from spool/.position; false if none. */
+static bool
+position_read(const char *spool, struct walname *out)
+{
+    char *path = xasprintf("%s/.position", spool);
+    char name[WALNAME_MAX] = "";
+    struct err err;
+    FILE *f = fopen(path, "r");
+    bool ok = false;
+
+    free(path);
+    if (!f)
+        return false;
+    if (fgets(name, sizeof(name), f)) {
+        name[strcspn(name, "\n")] = '\0';
+        ok = walname_parse(out, name, &err) == 0 && out->kind == WALNAME_SEGMENT;
+    }
+    fclose(f);
+    return ok;
+}
+
 static void
-prefetch_run(struct cli *cli, const char *spool, const struct walname *cur, long count,
-             unsigned long long max_bytes)
+position_write(const char *spool, const char *name)
+{
+    char *path = xasprintf("%s/.position", spool);
+    char *tmp = xasprintf("%s/.position.%ld", spool, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+
+    if (f && fprintf(f, "%s\n", name) > 0 && fclose(f) == 0)
+        rename(tmp, path);
+    else if (f)
+        fclose(f);
+    unlink(tmp);
+    free(tmp);
+    free(path);
+}
+
+static long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void
+prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long max_bytes)
 {
     struct err err;
     struct cluster_info ci;
     bool found;
     struct history hist = {NULL, 0};
+    uint32_t hist_tli = 0;
     struct prefetch p;
-    pthread_t threads[4];
+    pthread_t threads[PREFETCH_THREADS];
     int n_threads = 0;
-    char *lock = xasprintf("%s/.lock", spool);
-    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    uint64_t segno;
+    struct walname last = {0, 0, 0, 0, 0};
+    unsigned long last_fetched = 0;
+    long last_progress = now_ms(), last_fill = 0;
 
     memset(&p, 0, sizeof(p));
     pthread_mutex_init(&p.lock, NULL);
-    if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0)
-        goto out; /* another prefetcher is at work */
+    pthread_cond_init(&p.cond, NULL);
     if (cli_open_repo(cli, &err) < 0)
         goto out;
     struct archive ar = {cli->repo, cli->oopts, cli->key};
     if (archive_cluster_get(&ar, &ci, &found, &err) < 0 || !found)
         goto out;
-    if (walname_segno(&segno, cur, ci.seg_size) < 0)
-        goto out;
-    spool_clean(spool, segno, ci.seg_size);
-    if (timeline_map(&ar, cur->tli, &hist, &err) < 0)
-        goto out;
     if ((unsigned long long)count * ci.seg_size > max_bytes)
         count = (long)(max_bytes / ci.seg_size);
+    if (count > 64)
+        count = 64;
+    if (count < 1)
+        goto out;
     p.cli = cli;
     p.spool = spool;
     p.cluster = &ci;
-    p.todo = xcalloc((size_t)count + 1, sizeof(*p.todo));
-    for (long i = 1; i <= count; i++) {
-        uint32_t tli = history_tli_for_segno(&hist, segno + (uint64_t)i, ci.seg_size);
-
-        walname_from_segno(&p.todo[p.n++], tli, segno + (uint64_t)i, ci.seg_size);
-    }
-    for (int i = 0; i < 4 && (size_t)i < p.n; i++)
+    for (int i = 0; i < PREFETCH_THREADS; i++)
         if (pthread_create(&threads[n_threads], NULL, prefetch_worker, &p) == 0)
             n_threads++;
+    while (now_ms() - last_progress < PREFETCH_IDLE_MS) {
+        struct walname cur;
+        uint64_t segno;
+        bool moved;
+
+        if (!position_read(spool, &cur) || walname_segno(&segno, &cur, ci.seg_size) < 0)
+            break;
+        moved = memcmp(&cur, &last, sizeof(cur)) != 0;
+        if (moved) {
+            last = cur;
+            last_progress = now_ms();
+            spool_clean(spool, segno, ci.seg_size);
+        }
+        if (cur.tli != hist_tli) {
+            history_free(&hist);
+            if (timeline_map(&ar, cur.tli, &hist, &err) < 0)
+                break;
+            hist_tli = cur.tli;
+        }
+        pthread_mutex_lock(&p.lock);
+        if (p.fetched != last_fetched) {
+            last_fetched = p.fetched;
+            last_progress = now_ms();
+        }
+        bool drained = p.qnext == p.qn;
+        /* at the end of the archive, look again once a second (a standby's archive grows) */
+        if (drained && (moved || !p.missing || now_ms() - last_fill > 1000)) {
+            last_fill = now_ms();
+            /* the next segments not yet in the spool nor being fetched */
+            p.qn = p.qnext = 0;
+            p.missing = false;
+            for (long i = 1; i <= count; i++) {
+                struct walname w;
+                char name[WALNAME_MAX];
+                uint32_t tli = history_tli_for_segno(&hist, segno + (uint64_t)i, ci.seg_size);
+
+                walname_from_segno(&w, tli, segno + (uint64_t)i, ci.seg_size);
+                walname_format(name, &w);
+                char *note = xasprintf("%s/%s.sha256", spool, name);
+                char *busy = xasprintf("%s/%s.fetching", spool, name);
+                if (access(note, F_OK) != 0 && access(busy, F_OK) != 0)
+                    p.queue[p.qn++] = w;
+                free(note);
+                free(busy);
+            }
+            pthread_cond_broadcast(&p.cond);
+        }
+        pthread_mutex_unlock(&p.lock);
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+out:
+    pthread_mutex_lock(&p.lock);
+    p.quit = true;
+    pthread_cond_broadcast(&p.cond);
+    pthread_mutex_unlock(&p.lock);
     for (int i = 0; i < n_threads; i++)
         pthread_join(threads[i], NULL);
-out:
-    free(p.todo);
     history_free(&hist);
-    if (lfd >= 0)
-        close(lfd);
-    free(lock);
 }
 
-/* Fork a detached prefetcher; the caller returns to PostgreSQL at once. */
+/*
+ * Make sure a prefetcher is at work: if none holds the spool's lock, take it
+ * and fork a detached one that keeps it. The caller returns at once.
+ */
 static void
-prefetch_spawn(struct cli *cli, const char *spool, const struct walname *cur, long count,
-               unsigned long long max_bytes)
+prefetch_spawn(struct cli *cli, const char *spool, long count, unsigned long long max_bytes)
 {
+    char *lock = xasprintf("%s/.lock", spool);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     pid_t pid;
 
-    if (mkdir(spool, 0700) < 0 && errno != EEXIST) {
-        log_info("prefetch disabled: could not create \"%s\": %s", spool, strerror(errno));
+    free(lock);
+    if (lfd < 0)
+        return;
+    if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+        close(lfd); /* one is at work */
         return;
     }
     fflush(NULL);
     pid = fork();
-    if (pid > 0) {
-        waitpid(pid, NULL, 0); /* the middle child exits at once */
+    if (pid != 0) {
+        /* parent: the child's copy of the descriptor keeps the lock */
+        close(lfd);
+        if (pid > 0)
+            waitpid(pid, NULL, 0); /* the middle child exits at once */
         return;
     }
-    if (pid < 0)
-        return; /* no prefetch, no harm */
-    /* child: detach from PostgreSQL's pipes and process group, then fork again */
+    /* child: leave PostgreSQL's process group, fork again, keep stderr for the log */
     setsid();
     if (fork() != 0)
         _exit(0);
@@ -409,12 +565,11 @@ prefetch_spawn(struct cli *cli, const char *spool, const struct walname *cur, lo
     if (fd >= 0) {
         dup2(fd, 0);
         dup2(fd, 1);
-        dup2(fd, 2);
         if (fd > 2)
             close(fd);
     }
-    alarm(600); /* never linger: a prefetch that takes this long is abandoned */
-    prefetch_run(cli, spool, cur, count, max_bytes);
+    alarm(3600); /* never linger */
+    prefetch_run(cli, spool, count, max_bytes);
     _exit(0);
 }
 
@@ -469,10 +624,18 @@ main(int argc, char **argv)
                              : xasprintf("%.*s/ferry-prefetch", (int)(base - dest - 1), dest);
     bool use_spool = recovering && prefetch > 0 && w.kind == WALNAME_SEGMENT;
 
+    if (use_spool) {
+        if (mkdir(spool, 0700) < 0 && errno != EEXIST) {
+            log_info("prefetch disabled: could not create \"%s\": %s", spool, strerror(errno));
+            use_spool = false;
+        } else {
+            position_write(spool, fname);
+        }
+    }
     if (use_spool && (spool_take(spool, fname, dest) ||
                       (spool_wait(spool, fname) && spool_take(spool, fname, dest)))) {
         log_info("restored \"%s\" from the prefetch spool", fname);
-        prefetch_spawn(&cli, spool, &w, prefetch, prefetch_bytes);
+        prefetch_spawn(&cli, spool, prefetch, prefetch_bytes);
         rc = 0;
         goto done;
     }
@@ -492,7 +655,7 @@ main(int argc, char **argv)
     if (use_spool) {
         repo_close(cli.repo);
         cli.repo = NULL;
-        prefetch_spawn(&cli, spool, &w, prefetch, prefetch_bytes);
+        prefetch_spawn(&cli, spool, prefetch, prefetch_bytes);
     }
     goto done;
 
