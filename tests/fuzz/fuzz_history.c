@@ -18,7 +18,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(copy, data, size);
     if (history_parse(&h, 0x7fffffff, copy, size, &err) == 0) {
         for (size_t i = 1; i < h.n; i++)
-            if (h.entries[i].begin != h.entries[i - 1].end || h.entries[i].tli <= h.entries[i - 1].tli)
+            if (h.entries[i].begin != h.entries[i - 1].end ||
+                h.entries[i].tli <= h.entries[i - 1].tli)
                 abort();
         (void)history_tli_for_segno(&h, 12345, 16u << 20);
         history_free(&h);

@@ -71,8 +71,8 @@ static int check_n, check_failed_total, check_cur_failed;
             }                                                                                      \
             const char *check_wm_ = (want_msg);                                                    \
             if (check_wm_ && strcmp((errp)->msg, check_wm_) != 0) {                                \
-                printf("# %s:%d: message \"%s\", want \"%s\"\n", __FILE__, __LINE__,               \
-                       (errp)->msg, check_wm_);                                                    \
+                printf("# %s:%d: message \"%s\", want \"%s\"\n", __FILE__, __LINE__, (errp)->msg,  \
+                       check_wm_);                                                                 \
                 check_cur_failed = 1;                                                              \
             }                                                                                      \
         }                                                                                          \
