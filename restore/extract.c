@@ -461,26 +461,7 @@ extract_stream(struct job *j, struct archive *a, struct err *err)
         name = archive_entry_pathname(ae);
         if (!name)
             return err_set(err, ERR_CORRUPT, "tar entry with an unreadable name");
-        if (archive_entry_hardlink(ae)) {
-            type = TAR_HARDLINK;
-            ltarget = archive_entry_hardlink(ae);
-        } else {
-            switch (archive_entry_filetype(ae)) {
-            case AE_IFREG:
-                type = TAR_FILE;
-                break;
-            case AE_IFDIR:
-                type = TAR_DIR;
-                break;
-            case AE_IFLNK:
-                type = TAR_SYMLINK;
-                ltarget = archive_entry_symlink(ae);
-                break;
-            default:
-                type = TAR_OTHER;
-                break;
-            }
-        }
+        type = tar_entry_type(ae, &ltarget);
         if (tar_entry_check(path, link, name, type, ltarget, err) < 0)
             return -1;
         /* with TABLESPACE_MAP the base tar has an empty pg_tblspc; tablespaces come apart */

@@ -512,26 +512,7 @@ tar_read(struct tarjob *t, struct archive *a)
             tar_problem(t, PK_CORRUPT_OBJECT, "tar entry with an unreadable name");
             continue;
         }
-        if (archive_entry_hardlink(ae)) {
-            type = TAR_HARDLINK;
-            ltarget = archive_entry_hardlink(ae);
-        } else {
-            switch (archive_entry_filetype(ae)) {
-            case AE_IFREG:
-                type = TAR_FILE;
-                break;
-            case AE_IFDIR:
-                type = TAR_DIR;
-                break;
-            case AE_IFLNK:
-                type = TAR_SYMLINK;
-                ltarget = archive_entry_symlink(ae);
-                break;
-            default:
-                type = TAR_OTHER;
-                break;
-            }
-        }
+        type = tar_entry_type(ae, &ltarget);
         err_clear(&err);
         if (tar_entry_check(path, link, name, type, ltarget, &err) < 0) {
             tar_problem(t, PK_CORRUPT_OBJECT, "%s", err.msg);

@@ -539,7 +539,6 @@ prefetch_spawn(struct cli *cli, const char *spool, long count, unsigned long lon
 {
     char *lock = xasprintf("%s/.lock", spool);
     int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    pid_t pid;
 
     free(lock);
     if (lfd < 0)
@@ -548,25 +547,9 @@ prefetch_spawn(struct cli *cli, const char *spool, long count, unsigned long lon
         close(lfd); /* one is at work */
         return;
     }
-    fflush(NULL);
-    pid = fork();
-    if (pid != 0) {
-        /* parent: the child's copy of the descriptor keeps the lock */
-        close(lfd);
-        if (pid > 0)
-            waitpid(pid, NULL, 0); /* the middle child exits at once */
+    if (!cli_detach()) {
+        close(lfd); /* the detached process's copy of the descriptor keeps the lock */
         return;
-    }
-    /* child: leave PostgreSQL's process group, fork again, keep stderr for the log */
-    setsid();
-    if (fork() != 0)
-        _exit(0);
-    int fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        if (fd > 2)
-            close(fd);
     }
     alarm(3600); /* never linger */
     prefetch_run(cli, spool, count, max_bytes);

@@ -370,7 +370,6 @@ ahead_spawn(struct ahead *a, const char *name, long max_files, unsigned long lon
 {
     char *lock = xasprintf("%s/%s", a->status_dir, LOOKAHEAD_LOCK);
     int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    pid_t pid;
 
     free(lock);
     if (lfd < 0)
@@ -384,25 +383,9 @@ ahead_spawn(struct ahead *a, const char *name, long max_files, unsigned long lon
         close(lfd);
         return;
     }
-    fflush(NULL);
-    pid = fork();
-    if (pid != 0) {
-        /* parent: the child's copy of the descriptor keeps the lock */
-        close(lfd);
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
+    if (!cli_detach()) {
+        close(lfd); /* the detached process's copy of the descriptor keeps the lock */
         return;
-    }
-    setsid();
-    if (fork() != 0)
-        _exit(0);
-    /* stderr stays: PostgreSQL's log shows what the look-ahead did */
-    int fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        if (fd > 2)
-            close(fd);
     }
     alarm(600); /* never linger */
     /*

@@ -50,4 +50,15 @@ int cli_open_repo(struct cli *c, struct err *err);
 
 void cli_free(struct cli *c);
 
+/*
+ * Detach a background worker from the caller (PostgreSQL's archiver or
+ * startup process): fork, leave the process group, fork again, stdin and
+ * stdout to /dev/null (stderr stays, so the server log shows what it does).
+ * Returns true in the detached process, which must end with _exit() and
+ * never touch what the parent opened (its connections belong to the
+ * parent); false in the caller, once the middle process is reaped (also
+ * when fork fails: no worker then).
+ */
+bool cli_detach(void);
+
 #endif

@@ -2,6 +2,8 @@
 /* Tar entry safety checks: see tar.h. */
 #include "format/tar.h"
 
+#include <archive_entry.h>
+
 #include <stdbool.h>
 #include <string.h>
 
@@ -110,4 +112,25 @@ tar_entry_check(char out[TAR_PATH_MAX], char *link_out, const char *name, enum t
         break;
     }
     return err_set(err, ERR_CORRUPT, "tar entry \"" SHOW "\" is a device, FIFO or socket", out);
+}
+
+enum tar_type
+tar_entry_type(struct archive_entry *ae, const char **target)
+{
+    *target = NULL;
+    if (archive_entry_hardlink(ae)) {
+        *target = archive_entry_hardlink(ae);
+        return TAR_HARDLINK;
+    }
+    switch (archive_entry_filetype(ae)) {
+    case AE_IFREG:
+        return TAR_FILE;
+    case AE_IFDIR:
+        return TAR_DIR;
+    case AE_IFLNK:
+        *target = archive_entry_symlink(ae);
+        return TAR_SYMLINK;
+    default:
+        return TAR_OTHER;
+    }
 }

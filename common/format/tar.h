@@ -29,6 +29,15 @@ enum tar_type { TAR_FILE = 1, TAR_DIR, TAR_SYMLINK, TAR_HARDLINK, TAR_OTHER };
  * reason ("tar entry \"../x\" has a \"..\" component") on an absolute name,
  * a ".." component, an empty name (after normalising) or a name too long.
  */
+struct archive_entry;
+
+/*
+ * The kind of a libarchive entry, and the target of a link (*target NULL
+ * for files and directories). One place so that restore, verify and the
+ * fuzz target classify entries alike.
+ */
+enum tar_type tar_entry_type(struct archive_entry *ae, const char **target);
+
 int tar_path_check(char out[TAR_PATH_MAX], const char *name, struct err *err);
 
 /*

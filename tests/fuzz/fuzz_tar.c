@@ -111,26 +111,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         name = archive_entry_pathname(ae);
         if (!name)
             break;
-        if (archive_entry_hardlink(ae)) {
-            type = TAR_HARDLINK;
-            target = archive_entry_hardlink(ae);
-        } else {
-            switch (archive_entry_filetype(ae)) {
-            case AE_IFREG:
-                type = TAR_FILE;
-                break;
-            case AE_IFDIR:
-                type = TAR_DIR;
-                break;
-            case AE_IFLNK:
-                type = TAR_SYMLINK;
-                target = archive_entry_symlink(ae);
-                break;
-            default:
-                type = TAR_OTHER;
-                break;
-            }
-        }
+        type = tar_entry_type(ae, &target);
         if (tar_entry_check(out, link, name, type, target, &err) == 0) {
             if (type == TAR_OTHER)
                 abort();
