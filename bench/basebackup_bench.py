@@ -12,7 +12,12 @@ https, as bench/wal_bench.py), with ONE pgbench database in PostgreSQL 15:
   restore (a) ferry-restore -D DIR, then postgres until it accepts connections
           (b) pgbackrest restore (process-max=2), then postgres likewise
 
-    bench/basebackup_bench.py [--build build] [--scale 100] [--scratch /tmp/ferry-bb-bench]
+    bench/basebackup_bench.py [--build build] [--scale 100] [--rounds 3]
+                              [--scratch /tmp/ferry-bb-bench]
+
+Every backup is taken --rounds times (the order of the three rotated per
+round), then, with the source stopped, each restore --rounds times (order
+alternated; each restores the newest backup); the report gives medians.
 
 Run as root: PostgreSQL, pgBackRest and every tool run as the postgres user.
 archive_command pushes every WAL segment with ferry-wal-push AND pgbackrest
@@ -24,6 +29,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -44,7 +50,8 @@ class BBBench(wal_bench.Bench):
         self.data = os.path.join(self.W, 'data')
         self.sock = os.path.join(self.W, 'sock')
         self.pgport = free_port()
-        self.res = {}  # name -> dict(seconds, rss_kib, stored, extra...)
+        self.res = {}  # name -> [dict(s=seconds, rss=KiB, ...) per round]
+        self.stored_size = {}  # name -> (objects, bytes) of the round-1 backup
 
     # ------------------------------------------------------------ helpers
     def ferry_opts(self):
@@ -64,7 +71,7 @@ class BBBench(wal_bench.Bench):
             f.write('[global]\nrepo1-type=s3\nrepo1-path=/pgbr\nrepo1-s3-endpoint=localhost\n'
                     'repo1-storage-port=%d\nrepo1-storage-ca-file=%s\nrepo1-s3-uri-style=path\n'
                     'repo1-s3-bucket=%s\nrepo1-s3-region=us-east-1\nrepo1-s3-key=%s\n'
-                    'repo1-s3-key-secret=%s\nrepo1-retention-full=2\ncompress-type=zst\n'
+                    'repo1-s3-key-secret=%s\nrepo1-retention-full=100\ncompress-type=zst\n'
                     'process-max=2\nstart-fast=y\nlog-path=%s/log\nlock-path=%s/lock\n'
                     'spool-path=%s/spool\nlog-level-console=warn\nlog-level-file=info\n\n'
                     '[bench]\npg1-path=%s\npg1-socket-path=%s\npg1-port=%d\n'
@@ -145,28 +152,34 @@ class BBBench(wal_bench.Bench):
         log('  cluster: %.0f MiB in databases' % (self.dbbytes / 1048576))
 
     # ------------------------------------------------------------- backups
-    def backup_ferry(self):
-        dt, rss = self.timed_rss('ferry-basebackup', [
+    def add(self, name, **kw):
+        self.res.setdefault(name, []).append(kw)
+
+    def backup_ferry(self, r):
+        dt, rss = self.timed_rss('ferry-basebackup-r%d' % r, [
             self.bb_bin] + self.ferry_opts() + ['-h', self.sock, '-p', str(self.pgport), '-U', 'postgres',
                                                 '-c', 'fast', '--json'])
-        self.res['ferry'] = dict(s=dt, rss=rss, stored=self.stored('ferry/pg/backups'))
+        self.add('ferry', s=dt, rss=rss)
+        self.stored_size.setdefault('ferry', self.stored('ferry/pg/backups'))
 
-    def backup_runbook(self):
+    def backup_runbook(self, r):
         d = os.path.join(self.W, 'runbook')
+        shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         self.chown(d)
-        t1, rss1 = self.timed_rss('pg_basebackup', [
+        t1, rss1 = self.timed_rss('pg_basebackup-r%d' % r, [
             os.path.join(PGBIN, 'pg_basebackup'), '-h', self.sock, '-p', str(self.pgport), '-U', 'postgres',
             '-Ft', '-z', '-c', 'fast', '-D', os.path.join(d, 'base')])
-        t2, rss2 = self.timed_rss('aws-s3-cp', [
+        t2, rss2 = self.timed_rss('aws-s3-cp-r%d' % r, [
             AWS, '--endpoint-url', self.tls_ep, '--ca-bundle', self.cert, 's3', 'cp', '--recursive',
-            '--only-show-errors', os.path.join(d, 'base'), 's3://%s/runbook/base/' % BUCKET])
-        self.res['runbook'] = dict(s=t1 + t2, rss=max(rss1, rss2), parts=(t1, t2, rss1, rss2),
-                                   stored=self.stored('runbook'))
+            '--only-show-errors', os.path.join(d, 'base'), 's3://%s/runbook/r%d/' % (BUCKET, r)])
+        self.add('runbook', s=t1 + t2, rss=max(rss1, rss2), parts=(t1, t2, rss1, rss2))
+        self.stored_size.setdefault('runbook', self.stored('runbook'))
 
-    def backup_pgbr(self):
-        dt, rss = self.timed_rss('pgbackrest-backup', self.pgbr('--type=full', 'backup'))
-        self.res['pgbr'] = dict(s=dt, rss=rss, stored=self.stored('pgbr/backup'))
+    def backup_pgbr(self, r):
+        dt, rss = self.timed_rss('pgbackrest-backup-r%d' % r, self.pgbr('--type=full', 'backup'))
+        self.add('pgbr', s=dt, rss=rss)
+        self.stored_size.setdefault('pgbr', self.stored('pgbr/backup'))
 
     # ------------------------------------------------------------ restores
     def start_until_ready(self, name, d):
@@ -196,34 +209,43 @@ class BBBench(wal_bench.Bench):
         log('  %s: postgres ready after %.1f s; pgbench_accounts %d rows' % (name, dt, rows))
         return dt, rows
 
-    def restore_ferry(self):
+    def restore_ferry(self, r):
         d = os.path.join(self.W, 'restore-ferry')
-        t1, rss = self.timed_rss('ferry-restore', [self.restore_bin, '-D', d] + self.ferry_opts(),
+        t1, rss = self.timed_rss('ferry-restore-r%d' % r, [self.restore_bin, '-D', d] + self.ferry_opts(),
                                  env=self.server_env())
-        t2, rows = self.start_until_ready('ferry', d)
-        self.res['r-ferry'] = dict(s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows)
+        t2, rows = self.start_until_ready('ferry-r%d' % r, d)
+        self.add('r-ferry', s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows)
         shutil.rmtree(d, ignore_errors=True)
 
-    def restore_pgbr(self):
+    def restore_pgbr(self, r):
         d = os.path.join(self.W, 'restore-pgbr')
         os.makedirs(d, mode=0o700)
         self.chown(d)
-        t1, rss = self.timed_rss('pgbackrest-restore', self.pgbr('--pg1-path=' + d, 'restore'))
-        t2, rows = self.start_until_ready('pgbr', d)
-        self.res['r-pgbr'] = dict(s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows)
+        t1, rss = self.timed_rss('pgbackrest-restore-r%d' % r, self.pgbr('--pg1-path=' + d, 'restore'))
+        t2, rows = self.start_until_ready('pgbr-r%d' % r, d)
+        self.add('r-pgbr', s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows)
         shutil.rmtree(d, ignore_errors=True)
 
     # -------------------------------------------------------------- report
     def report(self):
-        r, mib = self.res, 1048576.0
+        mib, med = 1048576.0, statistics.median
+        r = {}
+        for k, xs in self.res.items():  # medians of the rounds; peak RSS: the highest
+            r[k] = dict(s=med(x['s'] for x in xs), rss=max(x['rss'] for x in xs),
+                        each=' / '.join('%.1f' % x['s'] for x in xs), stored=self.stored_size.get(k))
+            if 'parts' in xs[0]:
+                r[k]['parts'] = tuple((max if i >= 2 else med)(x['parts'][i] for x in xs)
+                                      for i in range(len(xs[0]['parts'])))
+            if 'rows' in xs[0]:
+                r[k]['rows'] = min(x['rows'] for x in xs)
         L = []
         P = L.append
         tput = {k: self.dbbytes / mib / r[k]['s'] for k in ('ferry', 'runbook', 'pgbr')}
-        P('### Backup: pgbench -s %d, %.0f MiB in databases (sum of pg_database_size)'
-          % (self.a.scale, self.dbbytes / mib))
+        P('### Backup: pgbench -s %d, %.0f MiB in databases (sum of pg_database_size), median of %d rounds'
+          % (self.a.scale, self.dbbytes / mib, self.a.rounds))
         P('')
-        P('| tool | wall s | MiB/s (database bytes / wall s) | ferry / tool | stored MiB (objects) | peak RSS MiB |')
-        P('|---|---:|---:|---:|---:|---:|')
+        P('| tool | wall s (median) | per round | MiB/s (database bytes / wall s) | ferry / tool | stored MiB (objects) | peak RSS MiB |')
+        P('|---|---:|---|---:|---:|---:|---:|')
         rb = r['runbook']['parts']
         rows = [('ferry', 'ferry-basebackup -c fast (zstd-3, 8 MiB parts, 4 parallel; https)',
                  '%.1f' % (r['ferry']['rss'] / 1024)),
@@ -233,18 +255,19 @@ class BBBench(wal_bench.Bench):
                  '%.1f' % (r['pgbr']['rss'] / 1024))]
         for k, label, rss in rows:
             n, b = r[k]['stored']
-            P('| %s | %.1f | %.1f | %.2fx | %.0f (%d) | %s |' % (
-                label, r[k]['s'], tput[k], tput['ferry'] / tput[k], b / mib, n, rss))
+            P('| %s | %.1f | %s | %.1f | %.2fx | %.0f (%d) | %s |' % (
+                label, r[k]['s'], r[k]['each'], tput[k], tput['ferry'] / tput[k], b / mib, n, rss))
         P('')
-        P('### Restore until PostgreSQL accepts connections (recovery to the end of the archive)')
+        P('### Restore until PostgreSQL accepts connections (recovery to the end of the archive), '
+          'median of %d rounds' % self.a.rounds)
         P('')
-        P('| tool | total s | restore s | postgres start + recovery s | ferry / tool time | peak RSS MiB | pgbench_accounts rows |')
-        P('|---|---:|---:|---:|---:|---:|---:|')
+        P('| tool | total s (median) | per round | restore s | postgres start + recovery s | ferry / tool time | peak RSS MiB | pgbench_accounts rows |')
+        P('|---|---:|---|---:|---:|---:|---:|---:|')
         for k, label in (('r-ferry', 'ferry-restore -D, then postgres'),
                          ('r-pgbr', 'pgbackrest restore (process-max=2), then postgres')):
             x = r[k]
-            P('| %s | %.1f | %.1f | %.1f | %.2fx | %.1f | %d |' % (
-                label, x['s'], x['parts'][0], x['parts'][1], r['r-ferry']['s'] / x['s'], x['rss'] / 1024,
+            P('| %s | %.1f | %s | %.1f | %.1f | %.2fx | %.1f | %d |' % (
+                label, x['s'], x['each'], x['parts'][0], x['parts'][1], r['r-ferry']['s'] / x['s'], x['rss'] / 1024,
                 x['rows']))
         P('')
         P('### Goals of issue 4')
@@ -290,17 +313,20 @@ class BBBench(wal_bench.Bench):
         try:
             self.make_source()
             self.load.append(os.getloadavg())
-            for name, fn in (('ferry', self.backup_ferry), ('runbook', self.backup_runbook),
-                             ('pgbr', self.backup_pgbr)):
-                log('[backup] %s' % name)
-                fn()
+            bs = [('ferry', self.backup_ferry), ('runbook', self.backup_runbook), ('pgbr', self.backup_pgbr)]
+            for r in range(1, a.rounds + 1):
+                for name, fn in bs[(r - 1) % 3:] + bs[:(r - 1) % 3]:  # rotate per round
+                    log('[backup r%d] %s' % (r, name))
+                    fn(r)
             self.wait_archived()  # every backup's WAL in both archives, then stop the source
             self.pg('pg_ctl', '-D', self.data, '-m', 'fast', '-w', 'stop')
             self.running = False
             self.load.append(os.getloadavg())
-            for name, fn in (('ferry', self.restore_ferry), ('pgbr', self.restore_pgbr)):
-                log('[restore] %s' % name)
-                fn()
+            rs = [('ferry', self.restore_ferry), ('pgbr', self.restore_pgbr)]
+            for r in range(1, a.rounds + 1):
+                for name, fn in (rs if r % 2 else rs[::-1]):
+                    log('[restore r%d] %s' % (r, name))
+                    fn(r)
             self.load.append(os.getloadavg())
         finally:
             if self.running:
@@ -308,8 +334,8 @@ class BBBench(wal_bench.Bench):
             self.stop_s3()
         ver = lambda cmd: subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
                                          ).stdout.decode(errors='replace').strip().splitlines()[0]
-        head = ['## Base backup benchmark (%s, pgbench -s %d, %d CPUs)' % (
-            time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), a.scale, os.cpu_count()),
+        head = ['## Base backup benchmark (%s, pgbench -s %d, %d rounds, %d CPUs)' % (
+            time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), a.scale, a.rounds, os.cpu_count()),
             '',
             '%s (%s); %s; %s; PostgreSQL %s; s3rver 3.7.1 (one process, every tool over https).' % (
                 ver([self.bb_bin, '--version']), a.build, ver(['pgbackrest', 'version']),
@@ -327,6 +353,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--build', default='build', help='build directory under the repository root')
     ap.add_argument('--scale', type=int, default=100, help='pgbench scale (100: about 1.5 GiB)')
+    ap.add_argument('--rounds', type=int, default=3, help='backups and restores of each tool')
     ap.add_argument('--scratch', default='/tmp/ferry-bb-bench')
     BBBench(ap.parse_args()).main()
 
