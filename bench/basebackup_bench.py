@@ -88,20 +88,21 @@ class BBBench(wal_bench.Bench):
         return p.stdout.decode().strip()
 
     def timed_rss(self, name, cmd, env=None):
-        """Run cmd as postgres under /usr/bin/time; (seconds, peak RSS KiB)."""
+        """Run cmd as postgres under /usr/bin/time; (seconds, peak RSS KiB). CPU seconds -> self.cpu."""
         tf = os.path.join(self.OUT, 'time-%s.txt' % name)
         lf = os.path.join(self.OUT, 'out-%s.txt' % name)
         with open(lf, 'w') as out:
             t0 = time.monotonic()
-            p = subprocess.run(['/usr/bin/time', '-o', tf, '-f', '%M'] + cmd, env=env or self.base_env(),
+            p = subprocess.run(['/usr/bin/time', '-o', tf, '-f', '%M %U %S'] + cmd, env=env or self.base_env(),
                                user=self.user, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
             dt = time.monotonic() - t0
         if p.returncode != 0:
             with open(lf, errors='replace') as f:
                 sys.exit('bench: %s failed (%d): %s\n%s' % (name, p.returncode, ' '.join(cmd), f.read()[-3000:]))
         with open(tf) as f:
-            rss = int(f.read().strip().splitlines()[-1])
-        log('  %s: %.1f s, peak RSS %.1f MiB' % (name, dt, rss / 1024))
+            rss, us, sy = f.read().strip().splitlines()[-1].split()
+        rss, self.cpu = int(rss), float(us) + float(sy)
+        log('  %s: %.1f s, CPU %.1f s, peak RSS %.1f MiB' % (name, dt, self.cpu, int(rss) / 1024))
         return dt, rss
 
     def stored(self, prefix):
@@ -159,7 +160,7 @@ class BBBench(wal_bench.Bench):
         dt, rss = self.timed_rss('ferry-basebackup-r%d' % r, [
             self.bb_bin] + self.ferry_opts() + ['-h', self.sock, '-p', str(self.pgport), '-U', 'postgres',
                                                 '-c', 'fast', '--json'])
-        self.add('ferry', s=dt, rss=rss)
+        self.add('ferry', s=dt, rss=rss, cpu=self.cpu)
         self.stored_size.setdefault('ferry', self.stored('ferry/pg/backups'))
 
     def backup_runbook(self, r):
@@ -170,15 +171,16 @@ class BBBench(wal_bench.Bench):
         t1, rss1 = self.timed_rss('pg_basebackup-r%d' % r, [
             os.path.join(PGBIN, 'pg_basebackup'), '-h', self.sock, '-p', str(self.pgport), '-U', 'postgres',
             '-Ft', '-z', '-c', 'fast', '-D', os.path.join(d, 'base')])
+        cpu1 = self.cpu
         t2, rss2 = self.timed_rss('aws-s3-cp-r%d' % r, [
             AWS, '--endpoint-url', self.tls_ep, '--ca-bundle', self.cert, 's3', 'cp', '--recursive',
             '--only-show-errors', os.path.join(d, 'base'), 's3://%s/runbook/r%d/' % (BUCKET, r)])
-        self.add('runbook', s=t1 + t2, rss=max(rss1, rss2), parts=(t1, t2, rss1, rss2))
+        self.add('runbook', s=t1 + t2, rss=max(rss1, rss2), parts=(t1, t2, rss1, rss2), cpu=cpu1 + self.cpu)
         self.stored_size.setdefault('runbook', self.stored('runbook'))
 
     def backup_pgbr(self, r):
         dt, rss = self.timed_rss('pgbackrest-backup-r%d' % r, self.pgbr('--type=full', 'backup'))
-        self.add('pgbr', s=dt, rss=rss)
+        self.add('pgbr', s=dt, rss=rss, cpu=self.cpu)
         self.stored_size.setdefault('pgbr', self.stored('pgbr/backup'))
 
     # ------------------------------------------------------------ restores
@@ -213,8 +215,9 @@ class BBBench(wal_bench.Bench):
         d = os.path.join(self.W, 'restore-ferry')
         t1, rss = self.timed_rss('ferry-restore-r%d' % r, [self.restore_bin, '-D', d] + self.ferry_opts(),
                                  env=self.server_env())
+        cpu = self.cpu
         t2, rows = self.start_until_ready('ferry-r%d' % r, d)
-        self.add('r-ferry', s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows)
+        self.add('r-ferry', s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows, cpu=cpu)
         shutil.rmtree(d, ignore_errors=True)
 
     def restore_pgbr(self, r):
@@ -222,8 +225,9 @@ class BBBench(wal_bench.Bench):
         os.makedirs(d, mode=0o700)
         self.chown(d)
         t1, rss = self.timed_rss('pgbackrest-restore-r%d' % r, self.pgbr('--pg1-path=' + d, 'restore'))
+        cpu = self.cpu
         t2, rows = self.start_until_ready('pgbr-r%d' % r, d)
-        self.add('r-pgbr', s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows)
+        self.add('r-pgbr', s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows, cpu=cpu)
         shutil.rmtree(d, ignore_errors=True)
 
     # -------------------------------------------------------------- report
@@ -231,7 +235,7 @@ class BBBench(wal_bench.Bench):
         mib, med = 1048576.0, statistics.median
         r = {}
         for k, xs in self.res.items():  # medians of the rounds; peak RSS: the highest
-            r[k] = dict(s=med(x['s'] for x in xs), rss=max(x['rss'] for x in xs),
+            r[k] = dict(s=med(x['s'] for x in xs), rss=max(x['rss'] for x in xs), cpu=med(x['cpu'] for x in xs),
                         each=' / '.join('%.1f' % x['s'] for x in xs), stored=self.stored_size.get(k))
             if 'parts' in xs[0]:
                 r[k]['parts'] = tuple((max if i >= 2 else med)(x['parts'][i] for x in xs)
@@ -244,8 +248,9 @@ class BBBench(wal_bench.Bench):
         P('### Backup: pgbench -s %d, %.0f MiB in databases (sum of pg_database_size), median of %d rounds'
           % (self.a.scale, self.dbbytes / mib, self.a.rounds))
         P('')
-        P('| tool | wall s (median) | per round | MiB/s (database bytes / wall s) | ferry / tool | stored MiB (objects) | peak RSS MiB |')
-        P('|---|---:|---|---:|---:|---:|---:|')
+        P('| tool | wall s (median) | per round | MiB/s (database bytes / wall s) | ferry / tool | '
+          'CPU s (user+sys, median) | stored MiB (objects) | peak RSS MiB |')
+        P('|---|---:|---|---:|---:|---:|---:|---:|')
         rb = r['runbook']['parts']
         rows = [('ferry', 'ferry-basebackup -c fast (zstd-3, 8 MiB parts, 4 parallel; https)',
                  '%.1f' % (r['ferry']['rss'] / 1024)),
@@ -255,19 +260,21 @@ class BBBench(wal_bench.Bench):
                  '%.1f' % (r['pgbr']['rss'] / 1024))]
         for k, label, rss in rows:
             n, b = r[k]['stored']
-            P('| %s | %.1f | %s | %.1f | %.2fx | %.0f (%d) | %s |' % (
-                label, r[k]['s'], r[k]['each'], tput[k], tput['ferry'] / tput[k], b / mib, n, rss))
+            P('| %s | %.1f | %s | %.1f | %.2fx | %.1f | %.0f (%d) | %s |' % (
+                label, r[k]['s'], r[k]['each'], tput[k], tput['ferry'] / tput[k], r[k]['cpu'], b / mib, n, rss))
         P('')
         P('### Restore until PostgreSQL accepts connections (recovery to the end of the archive), '
           'median of %d rounds' % self.a.rounds)
         P('')
-        P('| tool | total s (median) | per round | restore s | postgres start + recovery s | ferry / tool time | peak RSS MiB | pgbench_accounts rows |')
-        P('|---|---:|---|---:|---:|---:|---:|---:|')
+        P('| tool | total s (median) | per round | restore s | postgres start + recovery s | ferry / tool time | '
+          'restore CPU s (user+sys) | peak RSS MiB | pgbench_accounts rows |')
+        P('|---|---:|---|---:|---:|---:|---:|---:|---:|')
         for k, label in (('r-ferry', 'ferry-restore -D, then postgres'),
                          ('r-pgbr', 'pgbackrest restore (process-max=2), then postgres')):
             x = r[k]
-            P('| %s | %.1f | %s | %.1f | %.1f | %.2fx | %.1f | %d |' % (
-                label, x['s'], x['each'], x['parts'][0], x['parts'][1], r['r-ferry']['s'] / x['s'], x['rss'] / 1024,
+            P('| %s | %.1f | %s | %.1f | %.1f | %.2fx | %.1f | %.1f | %d |' % (
+                label, x['s'], x['each'], x['parts'][0], x['parts'][1], r['r-ferry']['s'] / x['s'], x['cpu'],
+                x['rss'] / 1024,
                 x['rows']))
         P('')
         P('### Goals of issue 4')
