@@ -68,29 +68,33 @@ static const struct opt_def fetch_opts[] = {
     OPT_END,
 };
 
-static int
-fsync_dir_of(const char *path)
+/*
+ * This boot's identity (Linux: /proc/sys/kernel/random/boot_id), "" if
+ * unknown. Spooled files are not fsynced: a note is trusted only in the boot
+ * that wrote it (after a crash of the machine the spool is refetched).
+ */
+static void
+boot_id(char out[64])
 {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? xstrndup(path, (size_t)(slash - path ? slash - path : 1)) : xstrdup(".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = -1;
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
 
-    if (fd >= 0) {
-        rc = fsync(fd);
-        close(fd);
+    out[0] = '\0';
+    if (f) {
+        if (!fgets(out, 64, f))
+            out[0] = '\0';
+        out[strcspn(out, "\n ")] = '\0';
+        fclose(f);
     }
-    free(dir);
-    return rc;
 }
 
 /*
- * Notes beside spooled files: "SHA256 SIZE DEV INO MTIME_SEC MTIME_NSEC",
- * written by the prefetcher after it decoded and verified the file. The
- * identity lets a later call trust the file without reading it again.
+ * Notes beside spooled files: "SHA256 SIZE DEV INO MTIME_SEC MTIME_NSEC
+ * BOOT_ID", written by the prefetcher after it decoded and verified the
+ * file. The identity lets a later call trust the file without reading it
+ * again.
  */
 static void
-note_write(const char *note, const char *file, const struct object_info *info)
+note_write(const char *note, const char *file, const struct object_info *info, const char *boot)
 {
     char hex[65];
     char *tmp = xasprintf("%s.tmp", note);
@@ -102,10 +106,10 @@ note_write(const char *note, const char *file, const struct object_info *info)
     archive_sha256_hex(hex, info->sha256);
     f = fopen(tmp, "w");
     if (f) {
-        bool ok =
-            fprintf(f, "%s %llu %llu %llu %lld %ld\n", hex, (unsigned long long)info->plain_size,
-                    (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-                    (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec) > 0;
+        bool ok = fprintf(f, "%s %llu %llu %llu %lld %ld %s\n", hex,
+                          (unsigned long long)info->plain_size, (unsigned long long)st.st_dev,
+                          (unsigned long long)st.st_ino, (long long)st.st_mtim.tv_sec,
+                          (long)st.st_mtim.tv_nsec, boot[0] ? boot : "-") > 0;
 
         if (fclose(f) == 0 && ok && rename(tmp, note) == 0)
             goto out;
@@ -125,7 +129,7 @@ spool_take(const char *spool, const char *name, const char *dest)
 {
     char *file = xasprintf("%s/%s", spool, name);
     char *note = xasprintf("%s/%s.sha256", spool, name);
-    char want[65], hex[65];
+    char want[65], hex[65], boot[64], now_boot[64];
     unsigned long long want_size, dev, ino;
     long long msec;
     long mnsec;
@@ -140,13 +144,17 @@ spool_take(const char *spool, const char *name, const char *dest)
 
     if (!f)
         goto out;
-    if (fscanf(f, "%64s %llu %llu %llu %lld %ld", want, &want_size, &dev, &ino, &msec, &mnsec) !=
-            6 ||
+    if (fscanf(f, "%64s %llu %llu %llu %lld %ld %63s", want, &want_size, &dev, &ino, &msec, &mnsec,
+               boot) != 7 ||
         stat(file, &st) < 0) {
         fclose(f);
         goto drop;
     }
     fclose(f);
+    boot_id(now_boot);
+    /* written before this boot and never synced: the contents may be lost */
+    if (strcmp(boot, now_boot[0] ? now_boot : "-") != 0)
+        goto drop;
     bool same = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino &&
                 (unsigned long long)st.st_size == want_size &&
                 (long long)st.st_mtim.tv_sec == msec && (long)st.st_mtim.tv_nsec == mnsec;
@@ -160,11 +168,14 @@ spool_take(const char *spool, const char *name, const char *dest)
         log_warning("prefetched \"%s\" is damaged, fetching it again", name);
         goto drop;
     }
+    /*
+     * Not fsynced, like the spool: PostgreSQL reads %p and discards it, or
+     * keeps it with its own durable rename (fsync of file and directory).
+     */
     if (rename(file, dest) < 0) {
         log_warning("could not move prefetched \"%s\" to \"%s\": %s", name, dest, strerror(errno));
         goto drop;
     }
-    fsync_dir_of(dest);
     ok = true;
 drop:
     unlink(file);
@@ -240,7 +251,9 @@ prefetch_worker(void *arg)
     struct prefetch *p = arg;
     struct repo *repo = NULL;
     struct err err;
+    char boot[64];
 
+    boot_id(boot);
     if (repo_open(&repo, opts_get(p->cli->opts, "repo"), &p->cli->ropts, &err) < 0)
         return NULL;
     struct archive ar = {repo, p->cli->oopts, p->cli->key};
@@ -270,8 +283,10 @@ prefetch_worker(void *arg)
 
             if (bfd >= 0)
                 close(bfd);
-            if (archive_fetch_file(&ar, &w, p->cluster, file, &info, &err) == 0) {
-                note_write(note, file, &info);
+            /* without a boot id the spool cannot be trusted after a crash: fsync */
+            if (archive_fetch_file(&ar, &w, p->cluster, file, boot[0] ? ARCHIVE_FETCH_NOSYNC : 0,
+                                   &info, &err) == 0) {
+                note_write(note, file, &info, boot);
                 ok = true;
             } else {
                 unlink(file);
@@ -625,7 +640,7 @@ main(int argc, char **argv)
     if (cli_open_repo(&cli, &err) < 0)
         goto fail;
     struct archive ar = {cli.repo, cli.oopts, cli.key};
-    if (archive_fetch_file(&ar, &w, NULL, dest, NULL, &err) < 0) {
+    if (archive_fetch_file(&ar, &w, NULL, dest, 0, NULL, &err) < 0) {
         if (err.kind == ERR_NOT_FOUND) {
             log_info("%s", err.msg);
             rc = 1;

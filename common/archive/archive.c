@@ -433,7 +433,7 @@ walcheck_sink_new(struct sink *next, const struct walname *w, const struct clust
 
 int
 archive_fetch_file(struct archive *a, const struct walname *w, const struct cluster_info *cluster,
-                   const char *dest, struct object_info *info, struct err *err)
+                   const char *dest, unsigned flags, struct object_info *info, struct err *err)
 {
     struct buf key = BUF_INIT;
     struct sink *chain;
@@ -442,7 +442,8 @@ archive_fetch_file(struct archive *a, const struct walname *w, const struct clus
 
     walname_format(name, w);
     archive_wal_key(&key, w);
-    chain = atomic_file_sink_new(dest, 0600);
+    chain = (flags & ARCHIVE_FETCH_NOSYNC) ? atomic_file_sink_nosync_new(dest, 0600)
+                                           : atomic_file_sink_new(dest, 0600);
     if (w->kind == WALNAME_SEGMENT || w->kind == WALNAME_PARTIAL)
         chain = walcheck_sink_new(chain, w, cluster);
     chain = object_decode_sink_new(chain, a->key, info);

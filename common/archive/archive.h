@@ -77,6 +77,9 @@ int archive_check_local(const char *path, struct walname *w, struct walheader *h
 int archive_push_file(struct archive *a, const char *path, const struct walname *w,
                       enum archive_push_result *res, struct object_info *info, struct err *err);
 
+/* archive_fetch_file flags */
+#define ARCHIVE_FETCH_NOSYNC 1u /* dest is a cache: no fsync (a prefetch spool) */
+
 /*
  * Fetch one WAL file into dest (atomically: temp file beside it, fsync,
  * rename), decoded and verified (checksum; for segments the page header
@@ -85,7 +88,7 @@ int archive_push_file(struct archive *a, const char *path, const struct walname 
  * info (may be NULL) gets the verified size and checksum.
  */
 int archive_fetch_file(struct archive *a, const struct walname *w,
-                       const struct cluster_info *cluster, const char *dest,
+                       const struct cluster_info *cluster, const char *dest, unsigned flags,
                        struct object_info *info, struct err *err);
 
 /* Lower-case hex of a SHA-256 (65 bytes with NUL). */

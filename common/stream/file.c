@@ -10,6 +10,7 @@
 #include "stream/stages.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -140,6 +141,7 @@ struct atomic_sink {
     char *tmp; /* NULL until created, and again once renamed or removed */
     int fd;
     int mode;
+    bool nosync; /* a cache file: no fsync, writeback only started */
 };
 
 /* The directory part of path ("." when there is none). */
@@ -239,7 +241,10 @@ atomic_finish(struct sink *s, struct err *err)
 
     if (atomic_open(a, err) < 0)
         return -1;
-    if (fsync(a->fd) < 0) {
+    if (a->nosync) {
+        /* start writing back now, without waiting: dirty pages do not pile up */
+        (void)sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    } else if (fsync(a->fd) < 0) {
         err_sys(err, ERR_IO, "could not fsync \"%s\"", a->tmp);
         goto out;
     }
@@ -255,6 +260,10 @@ atomic_finish(struct sink *s, struct err *err)
     }
     free(a->tmp);
     a->tmp = NULL;
+    if (a->nosync) {
+        rc = 0;
+        goto out;
+    }
     /* the rename is durable only once the directory is on disk */
     dir = dir_of(a->path);
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -298,6 +307,15 @@ atomic_file_sink_new(const char *path, int mode)
     a->fd = -1;
     a->mode = mode & 07777;
     return &a->base;
+}
+
+struct sink *
+atomic_file_sink_nosync_new(const char *path, int mode)
+{
+    struct sink *s = atomic_file_sink_new(path, mode);
+
+    ((struct atomic_sink *)s)->nosync = true;
+    return s;
 }
 
 /* null */

@@ -103,7 +103,7 @@ test_push_check_and_fetch(void)
     CHECK_OK(repo_stat(repo, "pg/wal/0000000100000000/" SEG_NAME, &st, &err), &err);
     /* fetched back byte for byte */
     snprintf(fetched, sizeof(fetched), "%s/fetched", dir);
-    CHECK_OK(archive_fetch_file(&ar, &w, &ci, fetched, NULL, &err), &err);
+    CHECK_OK(archive_fetch_file(&ar, &w, &ci, fetched, 0, NULL, &err), &err);
     snprintf(cmd, sizeof(cmd), "cmp -s %s %s", path_of(SEG_NAME), fetched);
     CHECK_INT(system(cmd), 0);
 }
@@ -198,7 +198,7 @@ test_fetch_missing_and_damaged(void)
 
     snprintf(dest, sizeof(dest), "%s/dest", dir);
     CHECK_OK(walname_parse(&w, "000000010000000000000009", &err), &err);
-    CHECK_FAIL(archive_fetch_file(&ar, &w, NULL, dest, NULL, &err), &err, ERR_NOT_FOUND,
+    CHECK_FAIL(archive_fetch_file(&ar, &w, NULL, dest, 0, NULL, &err), &err, ERR_NOT_FOUND,
                "\"000000010000000000000009\" is not in the archive");
     CHECK(access(dest, F_OK) != 0);
     /* flip one byte in the middle of the stored object */
@@ -212,12 +212,12 @@ test_fetch_missing_and_damaged(void)
     pwrite(fd, &c, 1, st.st_size / 2);
     close(fd);
     CHECK_OK(walname_parse(&w, SEG_NAME, &err), &err);
-    CHECK_FAIL(archive_fetch_file(&ar, &w, NULL, dest, NULL, &err), &err, ERR_CORRUPT, NULL);
+    CHECK_FAIL(archive_fetch_file(&ar, &w, NULL, dest, 0, NULL, &err), &err, ERR_CORRUPT, NULL);
     CHECK(strstr(err.msg, "archived \"" SEG_NAME "\" is damaged: ") == err.msg);
     CHECK(access(dest, F_OK) != 0);
     /* truncated */
     CHECK_INT(truncate(obj, st.st_size - 100), 0);
-    CHECK_FAIL(archive_fetch_file(&ar, &w, NULL, dest, NULL, &err), &err, ERR_CORRUPT, NULL);
+    CHECK_FAIL(archive_fetch_file(&ar, &w, NULL, dest, 0, NULL, &err), &err, ERR_CORRUPT, NULL);
     CHECK(access(dest, F_OK) != 0);
 }
 
