@@ -8,6 +8,7 @@
  * the catalogue entry pg/catalog/<ID>.json, the mark of a complete backup.
  * Exit 0 on success, 1 with one line on stderr otherwise.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cli/cli.h"
+#include "format/manifest.h"
 #include "source/pg.h"
 #include "storage/repo_config.h"
 #include "stream/object_config.h"
@@ -63,6 +65,9 @@ static const struct opt_def bb_opts[] = {
      "wait at most this long for the backup's WAL to be archived (default 300)"},
     {"max-rate", 'r', OPT_SIZE, 0, "RATE",
      "limit the server's transfer rate, bytes per second, 32K to 1G (default no limit)"},
+    {"manifest-checksums", 0, OPT_STRING, 0, "ALGO",
+     "per-file checksums of the backup manifest: CRC32C (default), SHA224, SHA256, SHA384, "
+     "SHA512 or NONE"},
     {"json", 0, OPT_BOOL, 0, NULL, "print the catalogue entry as JSON on stdout at the end"},
     {"progress", 0, OPT_BOOL, 0, NULL,
      "show progress on stderr (default: when stderr is a terminal)"},
@@ -459,6 +464,23 @@ main(int argc, char **argv)
         err_set(&err, ERR_USAGE, "--max-rate must be between 32K and 1G bytes per second");
         goto out;
     }
+    const char *sums_opt = opts_get(cli.opts, "manifest-checksums");
+    char sums[16] = "CRC32C";
+    if (sums_opt) {
+        enum manifest_algo algo;
+        size_t i;
+
+        for (i = 0; sums_opt[i] && i + 1 < sizeof(sums); i++)
+            sums[i] = (char)toupper((unsigned char)sums_opt[i]);
+        sums[i] = '\0';
+        if (sums_opt[i] || manifest_algo_parse(sums, &algo) < 0) {
+            err_set(&err, ERR_USAGE,
+                    "invalid --manifest-checksums \"%.32s\": use CRC32C, SHA224, SHA256, SHA384, "
+                    "SHA512 or NONE",
+                    sums_opt);
+            goto out;
+        }
+    }
     json = opts_get_bool(cli.opts, "json", false);
     b.prog.on = opts_get_bool(cli.opts, "progress", isatty(STDERR_FILENO) == 1);
     if (!opts_get(cli.opts, "repo")) {
@@ -527,7 +549,7 @@ main(int argc, char **argv)
                                : "ferry-basebackup: waiting for a spread checkpoint "
                                  "(--checkpoint fast to start at once)");
     catch_signals(); /* from here on, stop cleanly: abort the uploads */
-    struct pg_backup_opts bo = {label, fast, true, (uint32_t)(max_rate >> 10)};
+    struct pg_backup_opts bo = {label, fast, true, (uint32_t)(max_rate >> 10), sums};
     struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, cb_tick, &b};
     if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) < 0)
         goto out;

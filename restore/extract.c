@@ -152,8 +152,12 @@ fix_owner(struct job *j, int dfd, const char *name, int fd, const char *path, st
 
     if (!o->do_chown)
         return 0;
-    rc = fd >= 0 ? fchown(fd, o->uid, o->gid)
-                 : fchownat(dfd, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
+    if (fd >= 0)
+        rc = fchown(fd, o->uid, o->gid);
+    else if (name)
+        rc = fchownat(dfd, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW);
+    else
+        rc = fchown(dfd, o->uid, o->gid);
     if (rc < 0)
         return err_sys(err, ERR_IO, "could not change the owner of \"%s\"", path);
     return 0;

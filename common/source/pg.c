@@ -275,6 +275,7 @@ pg_base_backup_command(int version_num, const struct pg_backup_opts *o)
 {
     struct buf b = BUF_INIT;
     bool manifest = o->manifest && version_num >= PG_VERSION_MANIFEST;
+    const char *sums = o->manifest_checksums ? o->manifest_checksums : "CRC32C";
 
     if (version_num >= PG_VERSION_NEW_PROTOCOL) {
         buf_puts(&b, "BASE_BACKUP ( LABEL ");
@@ -284,8 +285,10 @@ pg_base_backup_command(int version_num, const struct pg_backup_opts *o)
         buf_puts(&b, ", WAIT false");
         if (o->max_rate)
             buf_printf(&b, ", MAX_RATE %" PRIu32, o->max_rate);
-        if (manifest)
-            buf_puts(&b, ", MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256'");
+        if (manifest) {
+            buf_puts(&b, ", MANIFEST 'yes', MANIFEST_CHECKSUMS ");
+            put_literal(&b, sums);
+        }
         buf_puts(&b, ", TABLESPACE_MAP )");
     } else {
         buf_puts(&b, "BASE_BACKUP LABEL ");
@@ -296,8 +299,10 @@ pg_base_backup_command(int version_num, const struct pg_backup_opts *o)
         buf_puts(&b, " NOWAIT");
         if (o->max_rate)
             buf_printf(&b, " MAX_RATE %" PRIu32, o->max_rate);
-        if (manifest)
-            buf_puts(&b, " MANIFEST 'yes' MANIFEST_CHECKSUMS 'SHA256'");
+        if (manifest) {
+            buf_puts(&b, " MANIFEST 'yes' MANIFEST_CHECKSUMS ");
+            put_literal(&b, sums);
+        }
         buf_puts(&b, " TABLESPACE_MAP");
     }
     return buf_detach(&b);

@@ -59,8 +59,14 @@ int pg_parse_size(const char *s, uint64_t *out, struct err *err);
 struct pg_backup_opts {
     const char *label;
     bool fast_checkpoint;
-    bool manifest;     /* MANIFEST 'yes' with SHA-256 checksums (PostgreSQL 13+) */
+    bool manifest;     /* MANIFEST 'yes' (PostgreSQL 13+) */
     uint32_t max_rate; /* kB/s the server may send, 32 to 1048576; 0 = no limit */
+    /*
+     * The manifest's per-file checksums, as the server names them: "CRC32C"
+     * (NULL: PostgreSQL's default, cheap for the walsender), "SHA224",
+     * "SHA256", "SHA384", "SHA512" or "NONE". Validated by the caller.
+     */
+    const char *manifest_checksums;
 };
 
 struct pg_tablespace {

@@ -63,6 +63,9 @@ expect_contains "$(cat "$PGT/restored/tablespace_map" 2>&1)" "$TSOID $PGT/ts1" "
 run_pg "$PG_VERIFYBACKUP" -n "$PGT/restored"
 expect_ok "pg_verifybackup -n passes"
 expect_contains "$(cat "$OUT")" "backup successfully verified" "pg_verifybackup: backup successfully verified"
+nfiles=$(grep -c '"Path": ' "$PGT/restored/backup_manifest")
+expect_eq "$(grep -c '"Checksum-Algorithm": "CRC32C"' "$PGT/restored/backup_manifest")" "$nfiles" \
+    "the manifest has CRC32C checksums (the default) for all $nfiles files"
 # the check can fail: a changed byte in a relation file is found
 f=$(cd "$PGT/restored" && find "pg_tblspc/$TSOID" -type f -size +8k | head -1)
 printf 'X' | dd of="$PGT/restored/$f" bs=1 seek=100 conv=notrunc 2>/dev/null
@@ -118,8 +121,15 @@ expect_ok "-d 'host=127.0.0.1 port=... user=postgres'"
 expect_eq "$(jget "$OUT" 'j["system_identifier"]')" "$(pg_sql "$P" "select system_identifier from pg_control_system()")" "it backed up the primary"
 run_pg env PGHOST=127.0.0.1 PGPORT="$(pg_port "$P")" PGUSER=postgres "$BASEBACKUP" --config "$CFG" -c fast
 expect_ok "PGHOST, PGPORT, PGUSER"
-run_pg "$BASEBACKUP" --config "$CFG" -d "postgresql://postgres@127.0.0.1:$(pg_port "$P")/postgres" -c fast
-expect_ok "-d with a URI"
+run_pg "$BASEBACKUP" --config "$CFG" -d "postgresql://postgres@127.0.0.1:$(pg_port "$P")/postgres" -c fast \
+    --manifest-checksums sha512 --json
+expect_ok "-d with a URI, --manifest-checksums sha512"
+cp "$OUT" "$T/entry512.json"
+key=$(jget "$T/entry512.json" '[p["key"] for p in j["parts"] if p["name"] == "backup_manifest"][0]')
+timeout 300 "$FERRY" repo --config "$CFG" get "$key" "$T/manifest512" >/dev/null 2>&1
+nfiles=$(grep -c '"Path": ' "$T/manifest512")
+expect_eq "$(grep -c '"Checksum-Algorithm": "SHA512"' "$T/manifest512")" "$nfiles" \
+    "its manifest has SHA512 checksums for all $nfiles files"
 expect_eq "$(catalog_ids "$CFG" | wc -l)" 5 "the catalogue lists five complete backups"
 
 section "a server of another cluster is refused"
@@ -176,11 +186,15 @@ bb "$CFG" "$P" --checkpoint soon
 expect_bb_error 'invalid --checkpoint "soon": use fast or spread' "--checkpoint soon"
 bb "$CFG" "$P" --wal-timeout -1
 expect_bb_error '--wal-timeout' "--wal-timeout -1"
+bb "$CFG" "$P" --manifest-checksums md5
+expect_bb_error 'invalid --manifest-checksums "md5": use CRC32C, SHA224, SHA256, SHA384, SHA512 or NONE' \
+    "--manifest-checksums md5"
 run_pg "$BASEBACKUP" --config /dev/null -h 127.0.0.1 -p "$(pg_port "$P")" -U postgres
 expect_bb_error 'no repository given: use --repo URL or FERRY_REPO' "no repository"
 run_pg "$BASEBACKUP" --help
 expect_ok "--help"
-for o in --dbname --host --port --username --label --checkpoint --wal-timeout --json --progress --max-rate --repo; do
+for o in --dbname --host --port --username --label --checkpoint --wal-timeout --json --progress --max-rate \
+    --manifest-checksums --repo; do
     grep -q -- "$o" "$OUT" || fail "--help documents $o"
 done
 pass "--help documents every option"

@@ -4,8 +4,9 @@
 # fail with one clear line and leaves no half-restored directory (no pg_control, nothing left,
 # a tablespace directory it made removed); crafted backups with tar entries "../x", an absolute
 # path, a symlink escaping the directory, a file written through a symlink placed by an earlier
-# entry, a hard link to /etc/passwd, a device, or a file that does not match the manifest are
-# refused and nothing is written outside the data directory; an empty repository is reported.
+# entry, a hard link to /etc/passwd, a device, or a file that does not match the manifest (SHA256
+# or CRC32C) are refused and nothing is written outside the data directory; a crafted backup with
+# CRC32C checksums is restored; an empty repository is reported.
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 . "$(dirname "$0")/pg_basebackup_lib.sh"
@@ -121,6 +122,8 @@ crafted "h:hl>/etc/passwd" 'hard link "hl": tar entry "/etc/passwd" has an absol
 crafted "h:hl>../../etc/passwd" 'has a ".." component' 'a hard link climbing out'
 crafted "c:dev" 'tar entry "dev" is a device, FIFO or socket' 'a device file'
 crafted "m:base/1/1234" 'file "base/1/1234" does not match the manifest: SHA256 ' 'a file that does not match the manifest'
+crafted "a:CRC32C,m:base/1/1234" 'file "base/1/1234" does not match the manifest: CRC32C df58d63a, the manifest says d9e8f28f' \
+    'a file that does not match its CRC32C in the manifest'
 crafted "f:PG_VERSION" 'tar entry "PG_VERSION" appears twice' 'the same file twice'
 id=20260101T000099Z
 crafted_backup "$CR" "$id" "d:base,f:base/ok"
@@ -128,4 +131,10 @@ d=$(pgdir cok)
 rs --repo "file://$CR" -D "$d" --backup "$id"
 expect_ok "a crafted backup without bad entries is restored (the checks above can pass)"
 expect_eq "$(cat "$d/base/ok")" "crafted content" "its file is there"
+id=20260101T000098Z
+crafted_backup "$CR" "$id" "a:CRC32C,d:base,f:base/ok"
+d=$(pgdir cokcrc)
+rs --repo "file://$CR" -D "$d" --backup "$id"
+expect_ok "a crafted backup with CRC32C checksums is restored (each file checked against its CRC32C)"
+expect_eq "$(grep -c '"Checksum-Algorithm": "CRC32C"' "$d/backup_manifest")" 3 "(its manifest has three CRC32C entries)"
 done_testing

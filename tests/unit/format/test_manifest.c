@@ -123,6 +123,73 @@ test_real_pg15_manifest(void)
     free(text);
 }
 
+/* Bit by bit, straight from the definition (reflected 0x82F63B78, ~0 in and out). */
+static uint32_t
+crc32c_reference(const unsigned char *p, size_t len)
+{
+    uint32_t c = 0xFFFFFFFFu;
+
+    for (size_t i = 0; i < len; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void
+crc32c_of(unsigned char d[MANIFEST_DIGEST_MAX], const unsigned char *p, size_t len, size_t piece)
+{
+    struct manifest_hash *h = manifest_hash_new(MANIFEST_CRC32C);
+
+    for (size_t off = 0; off < len; off += piece)
+        manifest_hash_update(h, p + off, len - off < piece ? len - off : piece);
+    manifest_hash_end(h, d);
+    manifest_hash_free(h);
+}
+
+static void
+test_crc32c_simd(void)
+{
+    /* the check value of CRC-32C is e3069283; the manifest holds its little-endian bytes */
+    unsigned char d[MANIFEST_DIGEST_MAX];
+    static const size_t sizes[] = {0,   1,   7,    8,    15,   16,    63,     64,
+                                   255, 256, 1000, 4095, 8192, 65536, 1000003};
+    static const size_t pieces[] = {1, 3, 64, 4096, 1u << 20};
+    size_t max = 1000003 + 64;
+    unsigned char *buf = malloc(max);
+    uint32_t x = 12345;
+
+    crc32c_of(d, (const unsigned char *)"123456789", 9, 9);
+    CHECK_INT(d[0], 0x83);
+    CHECK_INT(d[1], 0x92);
+    CHECK_INT(d[2], 0x06);
+    CHECK_INT(d[3], 0xe3);
+    CHECK(buf != NULL);
+    if (!buf)
+        return;
+    for (size_t i = 0; i < max; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (unsigned char)(x >> 16);
+    }
+    /* every length, alignment and split gives the reference value */
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        for (size_t align = 0; align < 3; align++) {
+            uint32_t want = crc32c_reference(buf + align, sizes[s]);
+
+            for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+                if (sizes[s] > 70000 && pieces[k] < 64)
+                    continue; /* slow and says nothing more */
+                crc32c_of(d, buf + align, sizes[s], pieces[k]);
+                CHECK_INT((uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 |
+                              (uint32_t)d[3] << 24,
+                          want);
+            }
+        }
+    }
+    free(buf);
+}
+
 static void
 test_v2_encoded_path_sha256(void)
 {
@@ -294,6 +361,7 @@ int
 main(void)
 {
     RUN(test_real_pg15_manifest);
+    RUN(test_crc32c_simd);
     RUN(test_v2_encoded_path_sha256);
     RUN(test_hash_lengths);
     RUN(test_rejects);

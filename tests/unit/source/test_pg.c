@@ -35,14 +35,15 @@ test_parse_size(void)
 static void
 test_command_new_syntax(void)
 {
-    struct pg_backup_opts o = {"nightly 'one'", true, true, 0};
+    struct pg_backup_opts o = {"nightly 'one'", true, true, 0, NULL};
     char *c = pg_base_backup_command(170002, &o);
 
     CHECK_STR(c, "BASE_BACKUP ( LABEL 'nightly ''one''', PROGRESS, CHECKPOINT 'fast', WAIT false, "
-                 "MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', TABLESPACE_MAP )");
+                 "MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', TABLESPACE_MAP )");
     free(c);
     o.fast_checkpoint = false;
     o.max_rate = 1024;
+    o.manifest_checksums = "SHA256";
     c = pg_base_backup_command(150000, &o);
     CHECK_STR(c, "BASE_BACKUP ( LABEL 'nightly ''one''', PROGRESS, CHECKPOINT 'spread', WAIT "
                  "false, MAX_RATE 1024, MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', "
@@ -53,13 +54,19 @@ test_command_new_syntax(void)
 static void
 test_command_old_syntax(void)
 {
-    struct pg_backup_opts o = {"a\\b", true, true, 0};
+    struct pg_backup_opts o = {"a\\b", true, true, 0, NULL};
     char *c = pg_base_backup_command(140010, &o);
 
     /* backslashes are not special in the replication grammar */
     CHECK_STR(c, "BASE_BACKUP LABEL 'a\\b' PROGRESS FAST NOWAIT MANIFEST 'yes' "
-                 "MANIFEST_CHECKSUMS 'SHA256' TABLESPACE_MAP");
+                 "MANIFEST_CHECKSUMS 'CRC32C' TABLESPACE_MAP");
     free(c);
+    o.manifest_checksums = "NONE";
+    c = pg_base_backup_command(130000, &o);
+    CHECK_STR(c, "BASE_BACKUP LABEL 'a\\b' PROGRESS FAST NOWAIT MANIFEST 'yes' "
+                 "MANIFEST_CHECKSUMS 'NONE' TABLESPACE_MAP");
+    free(c);
+    o.manifest_checksums = NULL;
     /* 12 has no manifest */
     o.fast_checkpoint = false;
     o.max_rate = 32;
