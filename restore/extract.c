@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -19,10 +20,10 @@
 #include "format/tar.h"
 #include "stream/stages.h"
 
-#define READ_BUF (1u << 20)
-#define DATA_BUF (256u << 10)
+#define BLOCK_SIZE (512u << 10)
+#define N_BLOCKS 8 /* 4 MiB of plaintext in flight per part */
+#define SYNC_MIN (256u << 10)
 #define HELD_MAX (1u << 20) /* tablespace_map; pg_control is 8 KiB */
-#define PIPE_SIZE (1 << 20)
 
 struct run {
     const struct extract_opts *o;
@@ -31,21 +32,64 @@ struct run {
     pthread_mutex_t lock;
     bool has_err;
     struct err first; /* the first failure of any thread */
+    struct job *jobs;
+    size_t n_jobs;
+};
+
+/*
+ * The decoded plaintext of one part goes from the download thread to two
+ * readers, the hash thread (SHA-256 of the object) and the extraction thread
+ * (libarchive reads the blocks in place), through a ring of N_BLOCKS blocks:
+ * block k is refilled only when both readers are past it. One lock and one
+ * condition variable per part; a block is 512 KiB, so they are taken rarely.
+ */
+struct block {
+    unsigned char *data;
+    size_t len;
+};
+
+struct queue {
+    pthread_mutex_t lock;
+    pthread_cond_t cv; /* broadcast on every change: published, released, end, cancel */
+    struct block blocks[N_BLOCKS];
+    uint64_t produced;  /* blocks published */
+    uint64_t hashed;    /* blocks the hash thread is done with */
+    uint64_t extracted; /* blocks the extraction released */
+    bool end;           /* nothing more will be published */
 };
 
 struct job {
     struct run *run;
     struct extract_part *part;
-    int pipe_r, pipe_w;
-    pthread_t dl, ex;
+    struct queue q;
+    pthread_t dl, ex, hs;
     bool dl_started, ex_started;
     int dl_rc, ex_rc;
     struct object_info info;
-    unsigned char *rbuf;
+    unsigned char sha[32]; /* computed by the hash thread */
+    bool sha_done;
+    bool holding; /* the extraction holds block q.extracted (libarchive reads it) */
     /* the directory of the last entry, kept open */
     char parent_path[TAR_PATH_MAX];
     int parent_fd;
 };
+
+static bool
+cancelled(struct run *r)
+{
+    return atomic_load(&r->cancel) != 0;
+}
+
+/* Wake every thread waiting on a queue (they check the cancel flag). */
+static void
+wake_all(struct run *r)
+{
+    for (size_t i = 0; i < r->n_jobs; i++) {
+        pthread_mutex_lock(&r->jobs[i].q.lock);
+        pthread_cond_broadcast(&r->jobs[i].q.cv);
+        pthread_mutex_unlock(&r->jobs[i].q.lock);
+    }
+}
 
 static void
 record(struct run *r, struct job *j, struct err *err)
@@ -58,6 +102,7 @@ record(struct run *r, struct job *j, struct err *err)
     }
     atomic_store(&r->cancel, 1);
     pthread_mutex_unlock(&r->lock);
+    wake_all(r);
 }
 
 static void
@@ -72,6 +117,172 @@ hex32(char out[65], const unsigned char sha[32])
     out[64] = '\0';
 }
 
+/* ---- the queue ---------------------------------------------------------------------------- */
+
+static uint64_t
+q_released(const struct queue *q)
+{
+    return q->hashed < q->extracted ? q->hashed : q->extracted;
+}
+
+/*
+ * A reader's next block (the one at *pos) into *out, waiting for it; *end at
+ * the end of the stream. -1 when the restore is cancelled.
+ */
+static int
+q_next(struct job *j, const uint64_t *pos, struct block *out, bool *end)
+{
+    struct queue *q = &j->q;
+    int rc = 0;
+
+    *end = false;
+    pthread_mutex_lock(&q->lock);
+    while (*pos == q->produced && !q->end && !cancelled(j->run))
+        pthread_cond_wait(&q->cv, &q->lock);
+    if (cancelled(j->run))
+        rc = -1;
+    else if (*pos == q->produced)
+        *end = true;
+    else
+        *out = q->blocks[*pos % N_BLOCKS];
+    pthread_mutex_unlock(&q->lock);
+    return rc;
+}
+
+static void
+q_release(struct job *j, uint64_t *pos)
+{
+    pthread_mutex_lock(&j->q.lock);
+    (*pos)++;
+    pthread_cond_broadcast(&j->q.cv);
+    pthread_mutex_unlock(&j->q.lock);
+}
+
+static void
+q_end(struct job *j)
+{
+    pthread_mutex_lock(&j->q.lock);
+    j->q.end = true;
+    pthread_cond_broadcast(&j->q.cv);
+    pthread_mutex_unlock(&j->q.lock);
+}
+
+/* The download's last stage: plaintext into the ring, a block at a time. */
+struct queue_sink {
+    struct sink base;
+    struct job *j;
+    unsigned char *cur; /* the block being filled, or NULL */
+    size_t fill;
+};
+
+static int
+qs_publish(struct queue_sink *qs)
+{
+    struct queue *q = &qs->j->q;
+
+    pthread_mutex_lock(&q->lock);
+    q->blocks[q->produced % N_BLOCKS].len = qs->fill;
+    q->produced++;
+    pthread_cond_broadcast(&q->cv);
+    pthread_mutex_unlock(&q->lock);
+    qs->cur = NULL;
+    qs->fill = 0;
+    return 0;
+}
+
+static int
+qs_write(struct sink *s, const void *buf, size_t len, struct err *err)
+{
+    struct queue_sink *qs = (struct queue_sink *)s;
+    struct queue *q = &qs->j->q;
+    const unsigned char *p = buf;
+
+    while (len) {
+        size_t n;
+
+        if (!qs->cur) {
+            bool stop;
+
+            pthread_mutex_lock(&q->lock);
+            while (q->produced - q_released(q) >= N_BLOCKS && !cancelled(qs->j->run))
+                pthread_cond_wait(&q->cv, &q->lock);
+            stop = cancelled(qs->j->run);
+            if (!stop)
+                qs->cur = q->blocks[q->produced % N_BLOCKS].data;
+            pthread_mutex_unlock(&q->lock);
+            if (stop)
+                return err_set(err, ERR_INTERNAL, "cancelled");
+        }
+        n = BLOCK_SIZE - qs->fill < len ? BLOCK_SIZE - qs->fill : len;
+        memcpy(qs->cur + qs->fill, p, n);
+        qs->fill += n;
+        p += n;
+        len -= n;
+        if (qs->fill == BLOCK_SIZE)
+            qs_publish(qs);
+    }
+    return 0;
+}
+
+static int
+qs_finish(struct sink *s, struct err *err)
+{
+    struct queue_sink *qs = (struct queue_sink *)s;
+
+    if (qs->cur && qs->fill)
+        qs_publish(qs);
+    return 0;
+}
+
+static void
+qs_free(struct sink *s)
+{
+    free(s);
+}
+
+static const struct sink_ops queue_sink_ops = {"restore-queue", qs_write, qs_finish, qs_free};
+
+static struct sink *
+queue_sink_new(struct job *j)
+{
+    struct queue_sink *qs = xcalloc(1, sizeof(*qs));
+
+    sink_init(&qs->base, &queue_sink_ops, NULL);
+    qs->j = j;
+    return &qs->base;
+}
+
+/* ---- hash thread: the object's SHA-256, beside the decoding -------------------------------- */
+
+static void *
+hs_main(void *arg)
+{
+    struct job *j = arg;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 0;
+
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        abort(); /* OpenSSL fails here only when out of memory */
+    for (;;) {
+        struct block b;
+        bool end;
+
+        if (q_next(j, &j->q.hashed, &b, &end) < 0)
+            break;
+        if (end) {
+            if (EVP_DigestFinal_ex(md, j->sha, &n) != 1)
+                abort();
+            j->sha_done = true;
+            break;
+        }
+        if (EVP_DigestUpdate(md, b.data, b.len) != 1)
+            abort();
+        q_release(j, &j->q.hashed);
+    }
+    EVP_MD_CTX_free(md);
+    return NULL;
+}
+
 /* ---- download thread ---------------------------------------------------------------------- */
 
 static void *
@@ -81,15 +292,33 @@ dl_main(void *arg)
     struct extract_part *p = j->part;
     struct err err;
     struct sink *chain;
-    char got[65];
+    char got[65], stored[65];
+    bool hs_started = false;
     int rc = -1;
 
     err_clear(&err);
-    chain =
-        object_decode_sink_new(fd_sink_new(j->pipe_w, "the tar reader"), j->run->o->key, &j->info);
+    chain = object_decode_sink_new_unhashed(queue_sink_new(j), j->run->o->key, &j->info);
+    if (pthread_create(&j->hs, NULL, hs_main, j) != 0) {
+        err_set(&err, ERR_INTERNAL, "could not start a thread");
+        goto out;
+    }
+    hs_started = true;
     if (repo_get(p->repo, p->key, 0, 0, chain, &err) < 0 || sink_finish(chain, &err) < 0)
         goto out;
-    hex32(got, j->info.sha256);
+    q_end(j);
+    pthread_join(j->hs, NULL);
+    hs_started = false;
+    if (!j->sha_done) {
+        err_set(&err, ERR_INTERNAL, "cancelled");
+        goto out;
+    }
+    hex32(got, j->sha);
+    hex32(stored, j->info.sha256);
+    if (strcmp(got, stored) != 0) {
+        err_set(&err, ERR_CORRUPT, "object \"%s\": checksum mismatch: stored %s computed %s",
+                p->key, stored, got);
+        goto out;
+    }
     if (j->info.plain_size != p->size || strcmp(got, p->sha256) != 0) {
         err_set(&err, ERR_CORRUPT,
                 "object \"%s\" does not match the catalogue: %" PRIu64 " bytes, sha256 %s; the "
@@ -102,37 +331,47 @@ dl_main(void *arg)
 out:
     sink_free(chain);
     if (rc < 0) {
-        /* when the reader stopped first, its error is the one that counts */
-        if (!(err.sys_errno == EPIPE && atomic_load(&j->run->cancel)))
+        /* when a reader stopped first, its error is the one that counts */
+        if (!(err.kind == ERR_INTERNAL && strcmp(err.msg, "cancelled") == 0 && cancelled(j->run)))
             record(j->run, j, &err);
+        else
+            atomic_store(&j->run->cancel, 1);
     }
-    close(j->pipe_w);
-    j->pipe_w = -1;
+    q_end(j);
+    if (hs_started) {
+        if (rc < 0) {
+            atomic_store(&j->run->cancel, 1);
+            wake_all(j->run);
+        }
+        pthread_join(j->hs, NULL);
+    }
     j->dl_rc = rc;
     return NULL;
 }
 
 /* ---- extraction --------------------------------------------------------------------------- */
 
+/* libarchive's reader: the next block in place; the one before is released. */
 static la_ssize_t
 read_cb(struct archive *a, void *arg, const void **buf)
 {
     struct job *j = arg;
-    ssize_t n;
+    struct block b;
+    bool end;
 
-    if (atomic_load(&j->run->cancel)) {
+    if (j->holding) {
+        j->holding = false;
+        q_release(j, &j->q.extracted);
+    }
+    if (q_next(j, &j->q.extracted, &b, &end) < 0) {
         archive_set_error(a, ECANCELED, "cancelled");
         return -1;
     }
-    do
-        n = read(j->pipe_r, j->rbuf, READ_BUF);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        archive_set_error(a, errno, "could not read from the download");
-        return -1;
-    }
-    *buf = j->rbuf;
-    return n;
+    if (end)
+        return 0;
+    j->holding = true;
+    *buf = b.data;
+    return (la_ssize_t)b.len;
 }
 
 static void
@@ -264,6 +503,21 @@ write_all(int fd, const void *buf, size_t len, const char *path, struct err *err
     return 0;
 }
 
+/* Bytes of a file: into its checksum, then to disk (or the held buffer). */
+static int
+file_data(struct job *j, struct manifest_hash *h, struct buf *held, int fd, const void *data,
+          size_t n, const char *path, struct err *err)
+{
+    manifest_hash_update(h, data, n);
+    if (held) {
+        if (held->len + n > HELD_MAX)
+            return err_set(err, ERR_CORRUPT, "\"%s\" is larger than %u bytes", path, HELD_MAX);
+        buf_append(held, data, n);
+        return 0;
+    }
+    return write_all(fd, data, n, path, err);
+}
+
 static int
 do_file(struct job *j, struct archive *a, const char *path, struct err *err)
 {
@@ -275,7 +529,6 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
     const char *leaf;
     int dfd, fd = -1, rc = -1;
     uint64_t size = 0;
-    char *data = NULL;
 
     manifest_name(mname, sizeof(mname), j, path);
     mf = manifest_find(j->run->o->manifest, mname);
@@ -300,29 +553,35 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
         }
     }
     h = manifest_hash_new(mf->algo);
-    data = xmalloc(DATA_BUF);
     for (;;) {
-        la_ssize_t n = archive_read_data(a, data, DATA_BUF);
+        const void *blk;
+        size_t n;
+        la_int64_t off;
+        int r = archive_read_data_block(a, &blk, &n, &off);
 
-        if (n < 0) {
-            err_set(err, ERR_CORRUPT, "could not read \"%s\" from the tar stream: %s", path,
-                    archive_error_string(a) ? archive_error_string(a) : "unknown error");
-            goto out;
-        }
-        if (n == 0)
+        if (r == ARCHIVE_EOF)
             break;
-        manifest_hash_update(h, data, (size_t)n);
-        size += (uint64_t)n;
-        if (held) {
-            if (held->len + (size_t)n > HELD_MAX) {
-                err_set(err, ERR_CORRUPT, "\"%s\" is larger than %u bytes", path, HELD_MAX);
-                goto out;
-            }
-            buf_append(held, data, (size_t)n);
-        } else if (write_all(fd, data, (size_t)n, path, err) < 0) {
+        if ((r != ARCHIVE_OK && r != ARCHIVE_WARN) || off < 0 || (uint64_t)off < size) {
+            err_set(err, ERR_CORRUPT, "could not read \"%s\" from the tar stream: %s", path,
+                    r != ARCHIVE_OK && r != ARCHIVE_WARN && archive_error_string(a)
+                        ? archive_error_string(a)
+                        : "bad data block");
             goto out;
         }
-        if (atomic_load(&j->run->cancel)) {
+        /* a hole of a sparse entry (PostgreSQL writes none) reads as zeros */
+        while ((uint64_t)off > size) {
+            static const unsigned char zeros[65536];
+            size_t z = (uint64_t)off - size < sizeof(zeros) ? (size_t)((uint64_t)off - size)
+                                                            : sizeof(zeros);
+
+            if (file_data(j, h, held, fd, zeros, z, path, err) < 0)
+                goto out;
+            size += z;
+        }
+        if (n && file_data(j, h, held, fd, blk, n, path, err) < 0)
+            goto out;
+        size += n;
+        if (cancelled(j->run)) {
             err_set(err, ERR_INTERNAL, "cancelled");
             goto out;
         }
@@ -333,7 +592,7 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
     if (fd >= 0 && fix_owner(j, -1, NULL, fd, path, err) < 0)
         goto out;
     /* start the write-back now, so the final syncfs has less to wait for */
-    if (fd >= 0 && size >= DATA_BUF)
+    if (fd >= 0 && size >= SYNC_MIN)
         (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (fd >= 0 && close(fd) < 0) {
         fd = -1;
@@ -348,7 +607,6 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
 out:
     if (fd >= 0)
         close(fd);
-    free(data);
     manifest_hash_free(h);
     return rc;
 }
@@ -457,7 +715,7 @@ extract_stream(struct job *j, struct archive *a, struct err *err)
         if (r == ARCHIVE_EOF)
             return 0;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            if (atomic_load(&j->run->cancel))
+            if (cancelled(j->run))
                 return err_set(err, ERR_INTERNAL, "cancelled");
             return err_set(err, ERR_CORRUPT, "bad tar stream: %s",
                            archive_error_string(a) ? archive_error_string(a) : "unknown error");
@@ -516,14 +774,22 @@ ex_main(void *arg)
     }
     if (extract_stream(j, a, &err) < 0)
         goto out;
-    /* drain what follows the end-of-archive blocks so the download can finish */
+    /* release what follows the end-of-archive blocks so the download can finish */
     for (;;) {
-        ssize_t n = read(j->pipe_r, j->rbuf, READ_BUF);
+        struct block b;
+        bool end;
 
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
+        if (j->holding) {
+            j->holding = false;
+            q_release(j, &j->q.extracted);
+        }
+        if (q_next(j, &j->q.extracted, &b, &end) < 0) {
+            err_set(&err, ERR_INTERNAL, "cancelled");
+            goto out;
+        }
+        if (end)
             break;
+        j->holding = true;
     }
     rc = 0;
 out:
@@ -531,9 +797,10 @@ out:
     archive_read_free(a);
     if (rc < 0 && !(err.kind == ERR_INTERNAL && strcmp(err.msg, "cancelled") == 0))
         record(j->run, j, &err);
-    /* closing the read end stops the download (EPIPE) when we failed */
-    close(j->pipe_r);
-    j->pipe_r = -1;
+    else if (rc < 0)
+        atomic_store(&j->run->cancel, 1);
+    if (rc < 0)
+        wake_all(j->run); /* the download stops waiting for room */
     j->ex_rc = rc;
     return NULL;
 }
@@ -550,23 +817,17 @@ extract_run(struct extract_part *parts, size_t n, const struct extract_opts *o,
     memset(&r, 0, sizeof(r));
     r.o = o;
     r.held = held;
+    r.jobs = jobs;
+    r.n_jobs = n;
     atomic_init(&r.cancel, 0);
     pthread_mutex_init(&r.lock, NULL);
     for (size_t i = 0; i < n; i++) {
-        int p[2];
-
         jobs[i].run = &r;
         jobs[i].part = &parts[i];
-        jobs[i].pipe_r = jobs[i].pipe_w = -1;
-        if (pipe2(p, O_CLOEXEC) < 0) {
-            err_sys(err, ERR_IO, "could not create a pipe");
-            ok = false;
-            break;
-        }
-        (void)fcntl(p[1], F_SETPIPE_SZ, PIPE_SIZE); /* best effort: a bigger buffer */
-        jobs[i].pipe_r = p[0];
-        jobs[i].pipe_w = p[1];
-        jobs[i].rbuf = xmalloc(READ_BUF);
+        pthread_mutex_init(&jobs[i].q.lock, NULL);
+        pthread_cond_init(&jobs[i].q.cv, NULL);
+        for (size_t k = 0; k < N_BLOCKS; k++)
+            jobs[i].q.blocks[k].data = xmalloc(BLOCK_SIZE);
     }
     for (size_t i = 0; ok && i < n; i++) {
         if (pthread_create(&jobs[i].ex, NULL, ex_main, &jobs[i]) != 0) {
@@ -582,24 +843,17 @@ extract_run(struct extract_part *parts, size_t n, const struct extract_opts *o,
         }
         jobs[i].dl_started = true;
     }
-    if (!ok)
+    if (!ok) {
         atomic_store(&r.cancel, 1);
+        wake_all(&r);
+    }
     for (size_t i = 0; i < n; i++) {
-        if (jobs[i].ex_started && !jobs[i].dl_started && jobs[i].pipe_w >= 0) {
-            close(jobs[i].pipe_w); /* its reader sees the end */
-            jobs[i].pipe_w = -1;
-        }
         if (jobs[i].dl_started)
             pthread_join(jobs[i].dl, NULL);
         if (jobs[i].ex_started)
             pthread_join(jobs[i].ex, NULL);
-        if (jobs[i].pipe_r >= 0)
-            close(jobs[i].pipe_r);
-        if (jobs[i].pipe_w >= 0)
-            close(jobs[i].pipe_w);
         if (!jobs[i].dl_started || !jobs[i].ex_started || jobs[i].dl_rc < 0 || jobs[i].ex_rc < 0)
             ok = false;
-        free(jobs[i].rbuf);
     }
     if (!ok) {
         if (r.has_err)
@@ -610,6 +864,12 @@ extract_run(struct extract_part *parts, size_t n, const struct extract_opts *o,
     }
     rc = 0;
 out:
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_destroy(&jobs[i].q.lock);
+        pthread_cond_destroy(&jobs[i].q.cv);
+        for (size_t k = 0; k < N_BLOCKS; k++)
+            free(jobs[i].q.blocks[k].data);
+    }
     pthread_mutex_destroy(&r.lock);
     free(jobs);
     return rc;

@@ -76,6 +76,16 @@ struct sink *object_decode_sink_new(struct sink *next, const struct crypt_key *k
                                     struct object_info *info);
 
 /*
+ * The same decoder, except that it does not hash the plaintext: the caller
+ * computes its SHA-256 (e.g. on another thread, to spread the work over two
+ * cores) and must compare it with info->sha256, which holds the stored value
+ * after a successful finish (size, trailer and, when encrypted, every chunk
+ * are still checked here). info must not be NULL.
+ */
+struct sink *object_decode_sink_new_unhashed(struct sink *next, const struct crypt_key *key,
+                                             struct object_info *info);
+
+/*
  * Read what an object says about itself from its stored bytes without
  * decoding the body: head = the first bytes (at least OBJECT_HEAD_MAX or the
  * whole object), tail = the last OBJECT_TAIL_SIZE bytes. For `ferry repo stat`.
