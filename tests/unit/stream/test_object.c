@@ -423,6 +423,62 @@ test_flipped_bit_in_body_plain(void)
     buf_free(&out);
 }
 
+/* Decode obj with the unhashed decoder: the caller hashes, info gets the stored SHA-256. */
+static int
+decode_unhashed(const struct buf *obj, const struct crypt_key *k, struct buf *out,
+                struct object_info *info, struct err *err)
+{
+    struct sink *s = object_decode_sink_new_unhashed(buf_sink_new(out, 0), k, info);
+    int rc;
+
+    buf_reset(out);
+    rc = feed(s, obj->data, obj->len, 0, 100000, err);
+    sink_free(s);
+    return rc;
+}
+
+static void
+test_unhashed_decoder(void)
+{
+    const struct crypt_key *keys[] = {NULL, key_a};
+    struct buf obj = BUF_INIT, out = BUF_INIT;
+    unsigned char *data = xmalloc(200000), want[32], got[32];
+    struct object_info info;
+    struct err err;
+
+    fill_text(data, 200000);
+    sha(want, data, 200000);
+    for (enum object_compress c = OBJECT_COMPRESS_NONE; c <= OBJECT_COMPRESS_GZIP; c++) {
+        for (int k = 0; k < 2; k++) {
+            CHECK_OK(encode_to(&obj, data, 200000, c, keys[k], NULL, &err), &err);
+            CHECK_OK(decode_unhashed(&obj, keys[k], &out, &info, &err), &err);
+            CHECK_INT(out.len, 200000);
+            CHECK(memcmp(out.data, data, 200000) == 0);
+            CHECK_INT(info.plain_size, 200000);
+            CHECK(memcmp(info.sha256, want, 32) == 0); /* the stored value */
+            /* what is still checked: the size, the trailer, an encrypted chunk */
+            obj.len -= TAIL;
+            CHECK_FAIL(decode_unhashed(&obj, keys[k], &out, &info, &err), &err, ERR_CORRUPT,
+                       "object is truncated");
+        }
+    }
+    /* a changed byte of a plain object passes; the caller's hash differs from the stored one */
+    CHECK_OK(encode_to(&obj, data, 200000, OBJECT_COMPRESS_NONE, NULL, NULL, &err), &err);
+    obj.data[HDR_PLAIN + 4 + 500] ^= 0x20;
+    CHECK_OK(decode_unhashed(&obj, NULL, &out, &info, &err), &err);
+    sha(got, out.data, out.len);
+    CHECK(memcmp(info.sha256, want, 32) == 0);
+    CHECK(memcmp(got, want, 32) != 0);
+    /* encrypted: the chunk fails its authentication as before */
+    CHECK_OK(encode_to(&obj, data, 200000, OBJECT_COMPRESS_NONE, key_a, NULL, &err), &err);
+    obj.data[HDR_RAW + 4 + 500] ^= 0x20;
+    CHECK_FAIL(decode_unhashed(&obj, key_a, &out, &info, &err), &err, ERR_CORRUPT,
+               "object is corrupt: chunk 0 failed authentication");
+    free(data);
+    buf_free(&obj);
+    buf_free(&out);
+}
+
 /* Rewrite an unencrypted trailer (size, checksum) with a valid trailer check. */
 static void
 forge_trailer(struct buf *obj, uint64_t size, const unsigned char digest[32])
@@ -795,6 +851,7 @@ main(void)
     RUN(test_flipped_bit_in_body_encrypted);
     RUN(test_flipped_bit_in_body_plain);
     RUN(test_flipped_bit_in_trailer);
+    RUN(test_unhashed_decoder);
     RUN(test_forged_trailer_size_and_checksum);
     RUN(test_reordered_and_dropped_chunks);
     RUN(test_header_tampering_with_valid_check);
