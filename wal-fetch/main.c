@@ -29,10 +29,10 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cli/cli.h"
+#include "cli/front.h"
 #include "format/history.h"
 #include "stream/stages.h"
-
-#define FETCH_EXIT_FATAL 200
+#include "spool.h"
 
 static const char usage[] =
     "usage: ferry-wal-fetch [OPTIONS] WALNAME DEST\n"
@@ -58,34 +58,6 @@ static const char usage[] =
     "files) in parallel into --spool-path (default: DEST's directory/ferry-prefetch), so\n"
     "later calls only verify and rename. A stale or damaged spool file is fetched again.\n"
     "Prefetch is off for any other DEST (e.g. pg_rewind).";
-
-static const struct opt_def fetch_opts[] = {
-    {"prefetch", 0, OPT_INT, 0, "N", "segments to fetch ahead during recovery, 0-64 (default 8)"},
-    {"prefetch-bytes", 0, OPT_SIZE, 0, "SIZE", "at most SIZE bytes in the spool (default 512M)"},
-    {"spool-path", 0, OPT_STRING, 0, "DIR", "prefetch spool (default DEST's dir/ferry-prefetch)"},
-    {"on-storage-error", 0, OPT_STRING, 0, "MODE",
-     "auto (default: 1 in standby mode, else 200), fatal (200) or retry (1)"},
-    OPT_END,
-};
-
-/*
- * This boot's identity (Linux: /proc/sys/kernel/random/boot_id), "" if
- * unknown. Spooled files are not fsynced: a note is trusted only in the boot
- * that wrote it (after a crash of the machine the spool is refetched).
- */
-static void
-boot_id(char out[64])
-{
-    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-
-    out[0] = '\0';
-    if (f) {
-        if (!fgets(out, 64, f))
-            out[0] = '\0';
-        out[strcspn(out, "\n ")] = '\0';
-        fclose(f);
-    }
-}
 
 /*
  * Notes beside spooled files: "SHA256 SIZE DEV INO MTIME_SEC MTIME_NSEC
@@ -117,106 +89,6 @@ note_write(const char *note, const char *file, const struct object_info *info, c
     unlink(tmp);
 out:
     free(tmp);
-}
-
-/*
- * A spooled file with its note: true when it is the file the prefetcher
- * verified (same identity, or else same checksum), its page header agrees
- * with its name, and it was moved to dest.
- */
-static bool
-spool_take(const char *spool, const char *name, const char *dest)
-{
-    char *file = xasprintf("%s/%s", spool, name);
-    char *note = xasprintf("%s/%s.sha256", spool, name);
-    char want[65], hex[65], boot[64], now_boot[64];
-    unsigned long long want_size, dev, ino;
-    long long msec;
-    long mnsec;
-    unsigned char sha[32];
-    uint64_t size;
-    struct walname w;
-    struct walheader h;
-    struct stat st;
-    bool has_header, ok = false;
-    struct err err;
-    FILE *f = fopen(note, "r");
-
-    if (!f)
-        goto out;
-    if (fscanf(f, "%64s %llu %llu %llu %lld %ld %63s", want, &want_size, &dev, &ino, &msec, &mnsec,
-               boot) != 7 ||
-        stat(file, &st) < 0) {
-        fclose(f);
-        goto drop;
-    }
-    fclose(f);
-    boot_id(now_boot);
-    /* written before this boot and never synced: the contents may be lost */
-    if (strcmp(boot, now_boot[0] ? now_boot : "-") != 0)
-        goto drop;
-    bool same = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino &&
-                (unsigned long long)st.st_size == want_size &&
-                (long long)st.st_mtim.tv_sec == msec && (long)st.st_mtim.tv_nsec == mnsec;
-    if (!same) {
-        if (archive_file_sha256(file, sha, &size, &err) < 0)
-            goto drop;
-        archive_sha256_hex(hex, sha);
-        same = size == want_size && strcmp(hex, want) == 0;
-    }
-    if (!same || archive_check_local(file, &w, &h, &has_header, &err) < 0) {
-        log_warning("prefetched \"%s\" is damaged, fetching it again", name);
-        goto drop;
-    }
-    /*
-     * Not fsynced, like the spool: PostgreSQL reads %p and discards it, or
-     * keeps it with its own durable rename (fsync of file and directory).
-     */
-    if (rename(file, dest) < 0) {
-        log_warning("could not move prefetched \"%s\" to \"%s\": %s", name, dest, strerror(errno));
-        goto drop;
-    }
-    ok = true;
-drop:
-    unlink(file);
-    unlink(note);
-out:
-    free(file);
-    free(note);
-    return ok;
-}
-
-/*
- * When the prefetcher is fetching this very file right now, wait for it
- * (bounded) rather than fetch it twice. True when its note appeared.
- */
-static bool
-spool_wait(const char *spool, const char *name)
-{
-    char *busy = xasprintf("%s/%s.fetching", spool, name);
-    char *note = xasprintf("%s/%s.sha256", spool, name);
-    char *lock = xasprintf("%s/.lock", spool);
-    bool ready = false;
-    int lfd = open(lock, O_RDONLY | O_CLOEXEC);
-
-    /* no prefetcher holds the lock: a leftover marker is stale */
-    if (lfd < 0 || flock(lfd, LOCK_SH | LOCK_NB) == 0) {
-        unlink(busy);
-        goto out;
-    }
-    for (int i = 0; i < 1500 && access(busy, F_OK) == 0; i++) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-
-        nanosleep(&ts, NULL);
-    }
-    ready = access(note, F_OK) == 0;
-out:
-    if (lfd >= 0)
-        close(lfd);
-    free(lock);
-    free(busy);
-    free(note);
-    return ready;
 }
 
 /* ---- the background prefetcher ---- */
@@ -424,22 +296,6 @@ position_read(const char *spool, struct walname *out)
     return ok;
 }
 
-static void
-position_write(const char *spool, const char *name)
-{
-    char *path = xasprintf("%s/.position", spool);
-    char *tmp = xasprintf("%s/.position.%ld", spool, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-
-    if (f && fprintf(f, "%s\n", name) > 0 && fclose(f) == 0)
-        rename(tmp, path);
-    else if (f)
-        fclose(f);
-    unlink(tmp);
-    free(tmp);
-    free(path);
-}
-
 static long
 now_ms(void)
 {
@@ -545,6 +401,21 @@ out:
     history_free(&hist);
 }
 
+/* The spool's lock, taken: its descriptor, or -1 when a prefetcher holds it. */
+static int
+prefetch_lock(const char *spool)
+{
+    char *lock = xasprintf("%s/.lock", spool);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    free(lock);
+    if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+        close(lfd); /* one is at work */
+        lfd = -1;
+    }
+    return lfd;
+}
+
 /*
  * Make sure a prefetcher is at work: if none holds the spool's lock, take it
  * and fork a detached one that keeps it. The caller returns at once.
@@ -552,16 +423,10 @@ out:
 static void
 prefetch_spawn(struct cli *cli, const char *spool, long count, unsigned long long max_bytes)
 {
-    char *lock = xasprintf("%s/.lock", spool);
-    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int lfd = prefetch_lock(spool);
 
-    free(lock);
     if (lfd < 0)
         return;
-    if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
-        close(lfd); /* one is at work */
-        return;
-    }
     if (!cli_detach()) {
         close(lfd); /* the detached process's copy of the descriptor keeps the lock */
         return;
@@ -583,8 +448,12 @@ main(int argc, char **argv)
     int rc = FETCH_EXIT_FATAL;
     const char *mode;
 
+    const char *role = getenv(FRONT_ROLE_ENV);
+
     err_clear(&err);
     signal(SIGCHLD, SIG_DFL);
+    if (role)
+        unsetenv(FRONT_ROLE_ENV);
     if (cli_init(&cli, "ferry-wal-fetch", usage, fetch_opts, argc, argv, &err) < 0)
         goto fail;
     if (cli.done) {
@@ -596,7 +465,7 @@ main(int argc, char **argv)
                 "expected two arguments, the WAL file name (%%f) and the path (%%p)");
         goto fail;
     }
-    if (opts_get_int(cli.opts, "prefetch", 8, 0, 64, &prefetch, &err) < 0 ||
+    if (opts_get_int(cli.opts, "prefetch", PREFETCH_DEFAULT, 0, 64, &prefetch, &err) < 0 ||
         opts_get_size(cli.opts, "prefetch-bytes", 512ULL << 20, &prefetch_bytes, &err) < 0)
         goto fail;
     mode = opts_get(cli.opts, "on-storage-error");
@@ -612,26 +481,27 @@ main(int argc, char **argv)
         rc = 1;
         goto fail;
     }
-    const char *base = strrchr(dest, '/');
-    base = base ? base + 1 : dest;
-    bool recovering = strcmp(base, "RECOVERYXLOG") == 0;
-    if (opts_get(cli.opts, "spool-path"))
-        spool = xstrdup(opts_get(cli.opts, "spool-path"));
-    else
-        spool = base == dest ? xstrdup("ferry-prefetch")
-                             : xasprintf("%.*s/ferry-prefetch", (int)(base - dest - 1), dest);
-    bool use_spool = recovering && prefetch > 0 && w.kind == WALNAME_SEGMENT;
+    spool = spool_for(cli.opts, &w, dest, prefetch);
+    bool use_spool = spool != NULL;
 
-    if (use_spool) {
-        if (mkdir(spool, 0700) < 0 && errno != EEXIST) {
-            log_info("prefetch disabled: could not create \"%s\": %s", spool, strerror(errno));
-            use_spool = false;
-        } else {
-            position_write(spool, fname);
+    if (role && strcmp(role, ROLE_PREFETCH) == 0) {
+        /* started detached by the front to keep the prefetch going */
+        int lfd = use_spool ? prefetch_lock(spool) : -1;
+
+        if (lfd >= 0 && cli_load(&cli, &err) == 0) {
+            alarm(3600); /* never linger */
+            prefetch_run(&cli, spool, prefetch, prefetch_bytes);
         }
+        if (lfd >= 0)
+            close(lfd);
+        rc = 0;
+        goto done;
     }
-    if (use_spool && (spool_take(spool, fname, dest) ||
-                      (spool_wait(spool, fname) && spool_take(spool, fname, dest)))) {
+    if (use_spool)
+        use_spool = spool_enter(spool, fname);
+    if (use_spool &&
+        (spool_take(spool, fname, dest, archive_file_sha256) ||
+         (spool_wait(spool, fname) && spool_take(spool, fname, dest, archive_file_sha256)))) {
         log_info("restored \"%s\" from the prefetch spool", fname);
         prefetch_spawn(&cli, spool, prefetch, prefetch_bytes);
         rc = 0;

@@ -24,6 +24,8 @@
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cli/cli.h"
+#include "cli/front.h"
+#include "note.h"
 
 static const char usage[] =
     "usage: ferry-wal-push [OPTIONS] PATH\n"
@@ -36,167 +38,120 @@ static const char usage[] =
     "already archived with the same contents succeeds; with other contents it fails and\n"
     "names both checksums. Nothing is ever overwritten.\n"
     "\n"
-    "Look-ahead: while PATH is pushed, up to --lookahead further files that PostgreSQL has\n"
-    "marked .ready are pushed in parallel, and a note (archive_status/NAME.ferry) lets the\n"
-    "later call for each return at once after checking the file's checksum. ferry never\n"
-    "marks anything .done: PostgreSQL does.\n"
+    "Look-ahead: a detached process pushes the oldest files PostgreSQL has marked .ready,\n"
+    "--lookahead-jobs at a time, among the --lookahead oldest (within --lookahead-bytes),\n"
+    "and leaves a note (archive_status/NAME.ferry) for each, so that PostgreSQL's later call\n"
+    "for it returns at once. It follows the archiver and exits when idle. ferry never\n"
+    "marks anything .done: PostgreSQL does. Calls answered from a note are served by a\n"
+    "small front program; everything else by ferry-wal-push-core (same options).\n"
     "\n"
     "Exit status: 0 stored (or already stored with the same contents), 1 anything else.";
-
-static const struct opt_def push_opts[] = {
-    {"lookahead", 0, OPT_INT, 0, "N", "push up to N further .ready files in parallel (default 4)"},
-    {"lookahead-bytes", 0, OPT_SIZE, 0, "SIZE",
-     "at most SIZE bytes of look-ahead files at once (default 256M)"},
-    OPT_END,
-};
-
-#define MARKER_SUFFIX ".ferry"
-#define BUSY_SUFFIX ".ferry-busy"
-#define LOOKAHEAD_LOCK "ferry-lookahead.lock"
-
-/* The archive_status directory beside the WAL file, or NULL when there is none. */
-static char *
-status_dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? xasprintf("%.*s/archive_status", (int)(slash - path), path)
-                      : xstrdup("archive_status");
-    struct stat st;
-
-    if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        free(dir);
-        return NULL;
-    }
-    return dir;
-}
-
-/*
- * Write the note that name was pushed with this checksum to this repository
- * (atomically; best effort). It also records the file's identity (device,
- * inode, size, modification time) so that PostgreSQL's later call can trust
- * it without reading the file again: a WAL file does not change once it is
- * .ready. Format: "SHA256 SIZE DEV INO MTIME_SEC MTIME_NSEC\nREPO-URL\n".
- */
-static void
-marker_write(const char *status_dir, const char *name, const char *path,
-             const unsigned char sha[32], uint64_t size, const char *repo_url)
-{
-    char hex[65];
-    char *mpath = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
-    char *tmp = xasprintf("%s.tmp.%ld", mpath, (long)getpid());
-    struct stat st;
-    FILE *f;
-
-    if (stat(path, &st) < 0 || (uint64_t)st.st_size != size)
-        goto out;
-    f = fopen(tmp, "w");
-    archive_sha256_hex(hex, sha);
-    if (f) {
-        int ok = fprintf(f, "%s %llu %llu %llu %lld %ld\n%s\n", hex, (unsigned long long)size,
-                         (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
-                         (long long)st.st_mtim.tv_sec, (long)st.st_mtim.tv_nsec, repo_url) > 0;
-
-        if (fclose(f) == 0 && ok && rename(tmp, mpath) == 0)
-            tmp[0] = '\0';
-    }
-    if (tmp[0])
-        unlink(tmp);
-out:
-    free(tmp);
-    free(mpath);
-}
 
 /*
  * If an earlier look-ahead pushed this file to this same repository, its
  * note says so: true when the file is still the one noted (same identity, or
- * else same checksum). The note is removed either way (a note for another
- * repository or another file is stale).
+ * else same checksum). The note is removed either way.
  */
 static bool
-marker_matches(const char *status_dir, const char *name, const char *path, const char *repo_url)
+note_matches(const char *status_dir, const char *name, const char *path, const char *repo_url)
 {
-    char *mpath = xasprintf("%s/%s%s", status_dir, name, MARKER_SUFFIX);
-    char want[65], hex[65], url[4096];
-    unsigned long long want_size, dev, ino;
-    long long msec;
-    long mnsec;
+    char want[65], hex[65];
+    uint64_t want_size, size;
     unsigned char sha[32];
-    uint64_t size;
     struct err err;
-    struct stat st;
     bool match = false;
-    FILE *f = fopen(mpath, "r");
 
-    if (!f)
-        goto out;
-    if (fscanf(f, "%64s %llu %llu %llu %lld %ld\n", want, &want_size, &dev, &ino, &msec, &mnsec) !=
-            6 ||
-        !fgets(url, sizeof(url), f)) {
-        fclose(f);
-        unlink(mpath);
-        goto out;
-    }
-    fclose(f);
-    unlink(mpath);
-    url[strcspn(url, "\n")] = '\0';
-    if (strcmp(url, repo_url) != 0 || stat(path, &st) < 0)
-        goto out;
-    if ((unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino &&
-        (unsigned long long)st.st_size == want_size && (long long)st.st_mtim.tv_sec == msec &&
-        (long)st.st_mtim.tv_nsec == mnsec) {
+    switch (note_read(status_dir, name, path, repo_url, want, &want_size)) {
+    case NOTE_NONE:
+        return false;
+    case NOTE_SAME_FILE:
         match = true;
-        goto out;
+        break;
+    case NOTE_CHECK:
+        if (archive_file_sha256(path, sha, &size, &err) == 0) {
+            archive_sha256_hex(hex, sha);
+            match = size == want_size && strcmp(hex, want) == 0;
+        }
+        break;
     }
-    if (archive_file_sha256(path, sha, &size, &err) < 0)
-        goto out;
-    archive_sha256_hex(hex, sha);
-    match = size == want_size && strcmp(hex, want) == 0;
-out:
-    free(mpath);
+    note_remove(status_dir, name);
     return match;
 }
 
 /*
- * While a detached look-ahead process is pushing this very file, wait for it
- * (bounded) instead of pushing it a second time. A busy note left by a dead
- * look-ahead (the lock is free) is stale and removed.
+ * The look-ahead: one detached process per archive_status (it holds
+ * LOOKAHEAD_LOCK) pushes the oldest .ready files that have no note yet,
+ * --lookahead-jobs at a time, within the --lookahead / --lookahead-bytes
+ * window, and leaves a note for each. It follows PostgreSQL as the window
+ * slides and exits once nothing has been left to do for AHEAD_LINGER_MS (a
+ * later call starts a new one), or after AHEAD_LIFETIME_S.
  */
-static void
-busy_wait(const char *status_dir, const char *name)
-{
-    char *busy = xasprintf("%s/%s%s", status_dir, name, BUSY_SUFFIX);
-    char *lock = xasprintf("%s/%s", status_dir, LOOKAHEAD_LOCK);
-    int lfd;
-
-    if (access(busy, F_OK) != 0)
-        goto out;
-    lfd = open(lock, O_RDONLY | O_CLOEXEC);
-    if (lfd < 0 || flock(lfd, LOCK_SH | LOCK_NB) == 0) {
-        unlink(busy);
-    } else {
-        /* at most about two minutes: one segment's upload with its retries */
-        for (int i = 0; i < 12000 && access(busy, F_OK) == 0; i++) {
-            struct timespec ts = {0, 10 * 1000 * 1000};
-
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (lfd >= 0)
-        close(lfd);
-out:
-    free(busy);
-    free(lock);
-}
+#define AHEAD_LINGER_MS 3000
+#define AHEAD_LIFETIME_S 600
 
 struct ahead {
     struct cli *cli;
     const char *status_dir;
     const char *wal_dir;
-    const struct walheader *main_header; /* NULL when the main file is not a segment */
-    char **names;
-    size_t n, next;
+    struct cluster_info cluster; /* what the repository records: files must agree */
+    long files, jobs;
+    unsigned long long bytes;
     pthread_mutex_t lock;
+    char **names; /* the current candidates, taken in order */
+    size_t n, next;
+    long last_work_ms;
+    time_t deadline;
 };
+
+static long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* The next file to push ahead, with its busy lock taken; NULL when there is none now. */
+static char *
+ahead_next(struct ahead *a, int *busy_fd)
+{
+    char *name = NULL;
+
+    pthread_mutex_lock(&a->lock);
+    for (int scans = 0; !name && scans < 2; scans++) {
+        if (a->next == a->n) {
+            names_free(a->names, a->n);
+            a->names = NULL;
+            a->n = a->next = 0;
+            if (scans > 0 || time(NULL) > a->deadline)
+                break;
+            a->n = ahead_candidates(a->status_dir, a->wal_dir, NULL, a->files, a->bytes, &a->names);
+        }
+        while (!name && a->next < a->n) {
+            char *cand = a->names[a->next++];
+            char *note = xasprintf("%s/%s%s", a->status_dir, cand, NOTE_SUFFIX);
+            int fd = access(note, F_OK) != 0 ? busy_take(a->status_dir, cand) : -1;
+
+            free(note);
+            if (fd < 0)
+                continue; /* noted meanwhile, or another process is pushing it */
+            /* noted between the check and the lock: done already */
+            note = xasprintf("%s/%s%s", a->status_dir, cand, NOTE_SUFFIX);
+            if (access(note, F_OK) == 0) {
+                busy_release(fd, a->status_dir, cand);
+            } else {
+                name = xstrdup(cand);
+                *busy_fd = fd;
+            }
+            free(note);
+        }
+    }
+    if (name)
+        a->last_work_ms = now_ms();
+    pthread_mutex_unlock(&a->lock);
+    return name;
+}
 
 static void *
 ahead_worker(void *arg)
@@ -211,13 +166,21 @@ ahead_worker(void *arg)
     }
     struct archive ar = {repo, a->cli->oopts, a->cli->key};
     for (;;) {
-        char *name;
+        int bfd = -1;
+        char *name = ahead_next(a, &bfd);
 
-        pthread_mutex_lock(&a->lock);
-        name = a->next < a->n ? a->names[a->next++] : NULL;
-        pthread_mutex_unlock(&a->lock);
-        if (!name)
-            break;
+        if (!name) {
+            struct timespec ts = {0, 20 * 1000 * 1000};
+            long idle;
+
+            pthread_mutex_lock(&a->lock);
+            idle = now_ms() - a->last_work_ms;
+            pthread_mutex_unlock(&a->lock);
+            if (idle > AHEAD_LINGER_MS || time(NULL) > a->deadline)
+                break;
+            nanosleep(&ts, NULL);
+            continue;
+        }
         char *path = xasprintf("%s/%s", a->wal_dir, name);
         struct walname w;
         struct walheader h;
@@ -226,29 +189,76 @@ ahead_worker(void *arg)
         struct object_info info;
 
         if (archive_check_local(path, &w, &h, &has_header, &err) < 0 ||
-            (has_header && a->main_header && h.sysid != a->main_header->sysid)) {
+            (has_header && h.sysid != a->cluster.sysid)) {
             /* left for PostgreSQL's own call, which reports it properly */
-            free(path);
-            continue;
-        }
-        char *busy = xasprintf("%s/%s%s", a->status_dir, name, BUSY_SUFFIX);
-        int bfd = open(busy, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-
-        if (bfd >= 0)
-            close(bfd);
-        if (archive_push_file(&ar, path, &w, &res, &info, &err) == 0) {
-            marker_write(a->status_dir, name, path, info.sha256, info.plain_size,
-                         opts_get(a->cli->opts, "repo"));
+        } else if (archive_push_file(&ar, path, &w, &res, &info, &err) == 0) {
+            note_write(a->status_dir, name, path, info.sha256, info.plain_size,
+                       opts_get(a->cli->opts, "repo"));
             log_info("pushed \"%s\" ahead", name);
         } else {
             log_info("look-ahead push of \"%s\" failed: %s", name, err.msg);
         }
-        unlink(busy);
-        free(busy);
+        busy_release(bfd, a->status_dir, name);
         free(path);
+        free(name);
     }
     repo_close(repo);
     return NULL;
+}
+
+/*
+ * Be the look-ahead process (already detached from PostgreSQL), unless
+ * another one holds the lock. The options are loaded; the repository, if
+ * open, belongs to the parent and is not touched.
+ */
+static void
+ahead_run(struct cli *cli, const char *status_dir, const char *wal_dir)
+{
+    char *lock = xasprintf("%s/%s", status_dir, LOOKAHEAD_LOCK);
+    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct ahead a;
+    struct repo *repo = NULL;
+    struct err err;
+    bool found = false;
+    pthread_t threads[16];
+    int n = 0;
+
+    free(lock);
+    if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0)
+        return;                    /* another look-ahead is at work */
+    alarm(AHEAD_LIFETIME_S + 300); /* never linger, whatever happens */
+    memset(&a, 0, sizeof(a));
+    pthread_mutex_init(&a.lock, NULL);
+    a.cli = cli;
+    a.status_dir = status_dir;
+    a.wal_dir = wal_dir;
+    a.last_work_ms = now_ms();
+    a.deadline = time(NULL) + AHEAD_LIFETIME_S;
+    if (opts_get_int(cli->opts, "lookahead", LOOKAHEAD_DEFAULT, 0, 64, &a.files, &err) < 0 ||
+        opts_get_int(cli->opts, "lookahead-jobs", LOOKAHEAD_JOBS_DEFAULT, 1, 16, &a.jobs, &err) <
+            0 ||
+        opts_get_size(cli->opts, "lookahead-bytes", LOOKAHEAD_BYTES_DEFAULT, &a.bytes, &err) < 0 ||
+        a.files == 0)
+        return;
+    /* the repository's cluster, once: a file from another cluster is left to its own call */
+    if (repo_open(&repo, opts_get(cli->opts, "repo"), &cli->ropts, &err) == 0) {
+        struct archive ar = {repo, cli->oopts, cli->key};
+
+        if (archive_cluster_get(&ar, &a.cluster, &found, &err) < 0)
+            found = false;
+        repo_close(repo);
+    }
+    if (!found)
+        return;
+    /* one PUT per WAL file, as in main() */
+    if (cli->ropts.s3_part_size < (uint64_t)a.cluster.seg_size + (1u << 20))
+        cli->ropts.s3_part_size = (uint64_t)a.cluster.seg_size + (1u << 20);
+    for (long i = 0; i < a.jobs; i++)
+        if (pthread_create(&threads[n], NULL, ahead_worker, &a) == 0)
+            n++;
+    for (int i = 0; i < n; i++)
+        pthread_join(threads[i], NULL);
+    names_free(a.names, a.n);
 }
 
 /*
@@ -295,111 +305,28 @@ out:
     free(spool);
 }
 
-static int
-cmp_names(const void *x, const void *y)
-{
-    const char *a = *(char *const *)x, *b = *(char *const *)y;
-    bool ha = strstr(a, ".history") != NULL, hb = strstr(b, ".history") != NULL;
-
-    /* PostgreSQL archives history files first, then the oldest segment */
-    if (ha != hb)
-        return ha ? -1 : 1;
-    return strcmp(a, b);
-}
-
-/* The .ready files to push ahead: not name itself, not already noted, within the budget. */
+/* Start the look-ahead in a detached process when none is at work and there is work. */
 static void
-ahead_collect(struct ahead *a, const char *name, long max_files, unsigned long long max_bytes)
+ahead_spawn(struct cli *cli, const char *status_dir, const char *wal_dir, const char *except)
 {
-    DIR *d = opendir(a->status_dir);
-    struct dirent *de;
-    size_t cap = 0;
+    char *lock = xasprintf("%s/%s", status_dir, LOOKAHEAD_LOCK);
+    long files;
+    unsigned long long bytes;
+    struct err err;
+    char **names;
+    size_t n;
 
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        struct walname w;
-        struct err err;
-
-        if (len < 7 || strcmp(de->d_name + len - 6, ".ready") != 0)
-            continue;
-        char *n = xstrndup(de->d_name, len - 6);
-        char *marker = xasprintf("%s/%s%s", a->status_dir, n, MARKER_SUFFIX);
-        if (strcmp(n, name) == 0 || walname_parse(&w, n, &err) < 0 || access(marker, F_OK) == 0) {
-            free(marker);
-            free(n);
-            continue;
+    if (opts_get_int(cli->opts, "lookahead", LOOKAHEAD_DEFAULT, 0, 64, &files, &err) == 0 &&
+        opts_get_size(cli->opts, "lookahead-bytes", LOOKAHEAD_BYTES_DEFAULT, &bytes, &err) == 0 &&
+        files > 0 && front_lock_free(lock)) {
+        n = ahead_candidates(status_dir, wal_dir, except, files, bytes, &names);
+        names_free(names, n);
+        if (n > 0 && cli_detach()) {
+            ahead_run(cli, status_dir, wal_dir);
+            _exit(0);
         }
-        free(marker);
-        if (a->n == cap) {
-            cap = cap ? cap * 2 : 16;
-            a->names = xrealloc(a->names, cap * sizeof(*a->names));
-        }
-        a->names[a->n++] = n;
     }
-    closedir(d);
-    if (a->n > 1)
-        qsort(a->names, a->n, sizeof(*a->names), cmp_names);
-    /* keep the first ones within the count and byte budget */
-    unsigned long long bytes = 0;
-    size_t keep = 0;
-    for (size_t i = 0; i < a->n; i++) {
-        char *p = xasprintf("%s/%s", a->wal_dir, a->names[i]);
-        struct stat st;
-
-        if (keep < (size_t)max_files && stat(p, &st) == 0 &&
-            bytes + (unsigned long long)st.st_size <= max_bytes) {
-            bytes += (unsigned long long)st.st_size;
-            a->names[keep++] = a->names[i];
-        } else {
-            free(a->names[i]);
-        }
-        free(p);
-    }
-    a->n = keep;
-}
-
-/*
- * Push the look-ahead files from a detached process, so that this call
- * returns as soon as its own file is stored. One look-ahead process at a
- * time (a lock in archive_status); the names are chosen before the fork.
- */
-static void
-ahead_spawn(struct ahead *a, const char *name, long max_files, unsigned long long max_bytes)
-{
-    char *lock = xasprintf("%s/%s", a->status_dir, LOOKAHEAD_LOCK);
-    int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-
     free(lock);
-    if (lfd < 0)
-        return;
-    if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
-        close(lfd); /* another look-ahead is at work */
-        return;
-    }
-    ahead_collect(a, name, max_files, max_bytes);
-    if (a->n == 0) {
-        close(lfd);
-        return;
-    }
-    if (!cli_detach()) {
-        close(lfd); /* the detached process's copy of the descriptor keeps the lock */
-        return;
-    }
-    alarm(600); /* never linger */
-    /*
-     * The inherited repository (and its connections) belongs to the parent:
-     * the workers open their own, and this process never closes it.
-     */
-    pthread_t threads[4];
-    int n = 0;
-    for (int i = 0; i < 4 && (size_t)i < a->n; i++)
-        if (pthread_create(&threads[n], NULL, ahead_worker, a) == 0)
-            n++;
-    for (int i = 0; i < n; i++)
-        pthread_join(threads[i], NULL);
-    _exit(0);
 }
 
 int
@@ -410,16 +337,17 @@ main(int argc, char **argv)
     struct walname w;
     struct walheader h;
     bool has_header;
-    long lookahead;
+    long lookahead, jobs;
     unsigned long long lookahead_bytes;
     char name[WALNAME_MAX];
     char *status_dir = NULL, *wal_dir = NULL;
-    struct ahead ahead;
-    int rc = 1;
+    int bfd = -1, rc = 1;
+    const char *role = getenv(FRONT_ROLE_ENV);
+    bool as_lookahead = role && strcmp(role, ROLE_LOOKAHEAD) == 0;
 
     err_clear(&err);
-    memset(&ahead, 0, sizeof(ahead));
-    pthread_mutex_init(&ahead.lock, NULL);
+    if (role)
+        unsetenv(FRONT_ROLE_ENV);
     if (cli_init(&cli, "ferry-wal-push", usage, push_opts, argc, argv, &err) < 0)
         goto out;
     if (cli.done) {
@@ -430,22 +358,34 @@ main(int argc, char **argv)
         err_set(&err, ERR_USAGE, "expected one argument, the WAL file path (%%p)");
         goto out;
     }
-    if (opts_get_int(cli.opts, "lookahead", 4, 0, 16, &lookahead, &err) < 0 ||
-        opts_get_size(cli.opts, "lookahead-bytes", 256ULL << 20, &lookahead_bytes, &err) < 0)
+    if (opts_get_int(cli.opts, "lookahead", LOOKAHEAD_DEFAULT, 0, 64, &lookahead, &err) < 0 ||
+        opts_get_int(cli.opts, "lookahead-jobs", LOOKAHEAD_JOBS_DEFAULT, 1, 16, &jobs, &err) < 0 ||
+        opts_get_size(cli.opts, "lookahead-bytes", LOOKAHEAD_BYTES_DEFAULT, &lookahead_bytes,
+                      &err) < 0)
         goto out;
     const char *path = cli.args[0];
+    const char *slash = strrchr(path, '/');
+    wal_dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+    status_dir = status_dir_of(path);
+    if (as_lookahead) {
+        /* started detached by the front to keep the look-ahead going */
+        if (status_dir && cli_load(&cli, &err) == 0)
+            ahead_run(&cli, status_dir, wal_dir);
+        rc = 0;
+        goto out;
+    }
     if (archive_check_local(path, &w, &h, &has_header, &err) < 0)
         goto out;
     walname_format(name, &w);
 
-    status_dir = status_dir_of(path);
     const char *repo_url = opts_get(cli.opts, "repo");
-    if (status_dir)
+    if (status_dir) {
         busy_wait(status_dir, name);
-    if (status_dir && repo_url && marker_matches(status_dir, name, path, repo_url)) {
-        log_info("\"%s\" was already pushed ahead", name);
-        rc = 0;
-        goto out;
+        if (repo_url && note_matches(status_dir, name, path, repo_url)) {
+            log_info("\"%s\" was already pushed ahead", name);
+            rc = 0;
+            goto out;
+        }
     }
     if (cli_load(&cli, &err) < 0)
         goto out;
@@ -457,6 +397,15 @@ main(int argc, char **argv)
      */
     if (has_header && cli.ropts.s3_part_size < (uint64_t)h.seg_size + (1u << 20))
         cli.ropts.s3_part_size = (uint64_t)h.seg_size + (1u << 20);
+    if (status_dir && (bfd = busy_take(status_dir, name)) < 0) {
+        /* the look-ahead took it meanwhile: its note, or else push it anyway */
+        busy_wait(status_dir, name);
+        if (repo_url && note_matches(status_dir, name, path, repo_url)) {
+            log_info("\"%s\" was already pushed ahead", name);
+            rc = 0;
+            goto out;
+        }
+    }
     if (cli_open_repo(&cli, &err) < 0)
         goto out;
     struct archive ar = {cli.repo, cli.oopts, cli.key};
@@ -468,16 +417,8 @@ main(int argc, char **argv)
         if (archive_cluster_check(&ar, &ci, what, &err) < 0)
             goto out;
     }
-
-    const char *slash = strrchr(path, '/');
-    wal_dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
-    if (status_dir && lookahead > 0) {
-        ahead.cli = &cli;
-        ahead.status_dir = status_dir;
-        ahead.wal_dir = wal_dir;
-        ahead.main_header = has_header ? &h : NULL;
-        ahead_spawn(&ahead, name, lookahead, lookahead_bytes);
-    }
+    if (status_dir)
+        ahead_spawn(&cli, status_dir, wal_dir, name);
 
     enum archive_push_result res;
     if (archive_push_file(&ar, path, &w, &res, NULL, &err) < 0)
@@ -492,9 +433,8 @@ main(int argc, char **argv)
 out:
     if (rc != 0)
         log_err(&err);
-    for (size_t i = 0; i < ahead.n; i++)
-        free(ahead.names[i]);
-    free(ahead.names);
+    if (bfd >= 0)
+        busy_release(bfd, status_dir, name);
     free(status_dir);
     free(wal_dir);
     cli_free(&cli);

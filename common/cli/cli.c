@@ -2,11 +2,8 @@
 /* Program start-up shared by every ferry program: see cli.h. */
 #include "cli/cli.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "base/log.h"
 #include "storage/repo_config.h"
@@ -84,30 +81,4 @@ cli_free(struct cli *c)
     crypt_key_free(c->key);
     opts_free(c->opts);
     memset(c, 0, sizeof(*c));
-}
-
-bool
-cli_detach(void)
-{
-    pid_t pid;
-    int fd;
-
-    fflush(NULL);
-    pid = fork();
-    if (pid != 0) {
-        if (pid > 0)
-            waitpid(pid, NULL, 0); /* the middle process exits at once */
-        return false;
-    }
-    setsid();
-    if (fork() != 0)
-        _exit(0);
-    fd = open("/dev/null", O_RDWR);
-    if (fd >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        if (fd > 2)
-            close(fd);
-    }
-    return true;
 }

@@ -4,8 +4,10 @@
 # segments pile up as .ready while archive_command fails, then archive_command becomes
 # ferry-wal-push (reload). The first calls push further .ready files ahead in parallel,
 # PostgreSQL's later calls for those return at once ("was already pushed ahead"); every
-# segment ends up in the repository with the bytes of pg_wal, no note (.ferry) is left in
-# archive_status, and nothing was marked .done by ferry before PostgreSQL asked.
+# segment ends up in the repository with the bytes of pg_wal, each pushed exactly once, no
+# note (.ferry) is left in archive_status, and nothing was marked .done by ferry before
+# PostgreSQL asked. Then the front programs: linked with libc alone, they hand every other
+# call to their cores whole (secrets in flags included) and fail cleanly without them.
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 
@@ -34,6 +36,9 @@ ahead=$(grep -c 'ferry-wal-push: info: pushed ".*" ahead' <<<"$log")
 quick=$(grep -c 'ferry-wal-push: info: ".*" was already pushed ahead' <<<"$log")
 expect_ge "$ahead" 4 "files were pushed ahead ($ahead)"
 expect_eq "$quick" "$ahead" "PostgreSQL's call for each of them returned at once ($quick)"
+own=$(grep -c 'ferry-wal-push: info: archived ".*"' <<<"$log")
+expect_eq "$((ahead + own))" "$n" "each segment was pushed exactly once ($ahead ahead + $own by their own call)"
+expect_eq "$(grep -c 'already archived with the same contents' <<<"$log")" 0 "no segment was pushed twice"
 expect_eq "$(find "$P/pg_wal/archive_status" -name '*.ferry*' | wc -l)" 0 "no look-ahead note is left in archive_status"
 repo_names=$(repo_ls "$CFG" pg/wal/ | sed 's|.*/||' | sort)
 expect_eq "$(comm -23 <(echo "$ready") <(echo "$repo_names"))" "" "every one of the $n segments is in the repository"
@@ -46,4 +51,31 @@ for s in $ready; do
 done
 expect_eq "$bad" "" "each stored segment decodes to the bytes in pg_wal"
 expect_eq "$(pg_sql "$P" "select last_archived_wal from pg_stat_archiver")" "$LAST" "last_archived_wal is $LAST"
+
+section "the front programs"
+for f in "$WAL_PUSH" "$WAL_FETCH"; do
+    libs=$(ldd "$f" | grep -cE 'libcurl|libssl|libcrypto|libzstd|libxml2')
+    expect_eq "$libs" 0 "$(basename "$f") does not load libcurl, OpenSSL, zstd or libxml2"
+done
+mkdir -p "$T/pd/pg_wal" "$T/fd/pg_wal" "$T/alone"
+one=$(head -n 1 <<<"$ready")
+cp "$P/pg_wal/$one" "$T/pd/pg_wal/$one" 2>/dev/null || cp "$T/got" "$T/pd/pg_wal/$one"
+mkdir -p "$PGT/repo2"
+chown -R postgres: "$T/pd" "$T/fd" "$PGT/repo2"
+run_pg "$WAL_PUSH" --repo "file://$PGT/repo2" --encryption-passphrase 'front-secret-1' "$T/pd/pg_wal/$one"
+expect_rc 0 "a push with the passphrase as a flag (through the front to the core)"
+run_pg "$WAL_FETCH" --repo "file://$PGT/repo2" --encryption-passphrase 'front-secret-1' "$one" "$T/fd/pg_wal/RECOVERYXLOG"
+expect_rc 0 "and a fetch with it"
+expect_same_file "$T/fd/pg_wal/RECOVERYXLOG" "$T/pd/pg_wal/$one" "the same bytes come back: the core got the secret whole"
+run_pg "$WAL_FETCH" --repo "file://$PGT/repo2" --encryption-passphrase 'wrong-secret' "$one" "$T/fd/pg_wal/X"
+expect_rc 200 "a wrong passphrase is a fatal fetch error, not 'not found'"
+run_pg "$WAL_PUSH" --help
+expect_contains "$(cat "$OUT")" "usage: ferry-wal-push" "--help through the front prints the core's usage"
+cp "$WAL_PUSH" "$WAL_FETCH" "$T/alone/"
+chmod 755 "$T" "$T/alone"
+run_pg "$T/alone/ferry-wal-push" --repo "file://$PGT/repo2" "$T/pd/pg_wal/$one"
+expect_tool_error 1 "cannot run ferry-wal-push-core" "the front alone: push exits 1 naming the missing core"
+run_pg "$T/alone/ferry-wal-fetch" --repo "file://$PGT/repo2" "$one" "$T/fd/pg_wal/RECOVERYXLOG"
+expect_rc 200 "the front alone: fetch exits 200 (recovery stops, it does not end early)"
+expect_contains "$(cat "$ERR")" "cannot run ferry-wal-fetch-core" "naming the missing core"
 done_testing

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferry-wal-fetch, the front (cli/front.h): answers PostgreSQL's call for a
+ * segment the prefetcher already fetched and verified (a rename from the
+ * spool), keeps a prefetcher at work, and hands every other call to
+ * ferry-wal-fetch-core.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/xmalloc.h"
+#include "cli/front.h"
+#include "spool.h"
+
+int
+main(int argc, char **argv)
+{
+    struct opts *o = front_parse("ferry-wal-fetch", fetch_opts, argc, argv);
+    char **args;
+    int n_args;
+    long prefetch;
+    struct walname w;
+    struct err err;
+    char *spool = NULL;
+
+    if (!o)
+        goto core;
+    args = opts_args(o, &n_args);
+    if (n_args != 2 || !opts_get(o, "repo") ||
+        opts_get_int(o, "prefetch", PREFETCH_DEFAULT, 0, 64, &prefetch, &err) < 0 ||
+        walname_parse(&w, args[0], &err) < 0 || !(spool = spool_for(o, &w, args[1], prefetch)) ||
+        !spool_enter(spool, args[0]))
+        goto core;
+    if (!spool_take(spool, args[0], args[1], NULL) &&
+        !(spool_wait(spool, args[0]) && spool_take(spool, args[0], args[1], NULL)))
+        goto core;
+    log_info("restored \"%s\" from the prefetch spool", args[0]);
+    char *lock = xasprintf("%s/.lock", spool);
+    if (front_lock_free(lock))
+        front_spawn_core(CORE_NAME, argv, ROLE_PREFETCH);
+    free(lock);
+    free(spool);
+    opts_free(o);
+    return 0;
+core:
+    free(spool);
+    opts_free(o);
+    front_exec_core(CORE_NAME, argv);
+    /* cannot run the core: not "not found" (recovery would end early) */
+    return access("standby.signal", F_OK) == 0 ? 1 : FETCH_EXIT_FATAL;
+}

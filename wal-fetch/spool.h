@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What ferry-wal-fetch's front (front.c) and core (main.c) share: the
+ * options and the prefetch spool as PostgreSQL's calls use it. Nothing here
+ * needs the repository.
+ *
+ * The spool (--spool-path, default pg_wal/ferry-prefetch):
+ *   NAME          a segment the prefetcher fetched, decoded and verified
+ *                 (not fsynced: a cache, trusted only within the boot that
+ *                 wrote it)
+ *   NAME.sha256   its note: "SHA256 SIZE DEV INO MTIME_SEC MTIME_NSEC BOOT_ID"
+ *   NAME.fetching the prefetcher is fetching NAME now
+ *   .position     the name of the latest call; the prefetcher follows it
+ *   .lock         flock held by the prefetcher
+ */
+#ifndef WAL_FETCH_SPOOL_H
+#define WAL_FETCH_SPOOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "archive/archive.h"
+#include "base/options.h"
+
+#define CORE_NAME "ferry-wal-fetch-core"
+#define ROLE_PREFETCH "prefetch"
+#define PREFETCH_DEFAULT 8
+#define FETCH_EXIT_FATAL 200
+
+extern const struct opt_def fetch_opts[];
+
+/*
+ * The spool for a call (--spool-path, or DEST's directory/ferry-prefetch),
+ * or NULL when there is no prefetch: DEST is not PostgreSQL's RECOVERYXLOG
+ * (e.g. pg_rewind), the file is not a segment, or --prefetch is 0.
+ */
+char *spool_for(const struct opts *o, const struct walname *w, const char *dest, long prefetch);
+/* Create the spool if needed and write the position; false if it cannot be used. */
+bool spool_enter(const char *spool, const char *name);
+
+/* This boot's identity ("" if unknown): spool notes are valid within one boot. */
+void boot_id(char out[64]);
+
+typedef int spool_hash_fn(const char *path, unsigned char sha[32], uint64_t *size, struct err *err);
+bool spool_take(const char *spool, const char *name, const char *dest, spool_hash_fn *hash);
+/* Wait (bounded) while the prefetcher fetches name; true when its note appeared. */
+bool spool_wait(const char *spool, const char *name);
+/* Tell the prefetcher which segment PostgreSQL asked for last. */
+void position_write(const char *spool, const char *name);
+
+#endif
