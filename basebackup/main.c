@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,16 +198,189 @@ progress_end(struct progress *p)
     p->shown = false;
 }
 
+/*
+ * The receiving thread (libpq) and the encoding (SHA-256, zstd, encryption,
+ * upload) run side by side: libpq's COPY buffers are handed, without a copy,
+ * to an encoder thread, one per stored part, through a bounded queue (at most
+ * BB_QUEUE_BYTES of received data waiting, beside the upload buffers); the
+ * encoder pushes them into the part's chain and frees them.
+ */
+#define BB_QUEUE_BYTES (4u << 20)
+#define BB_QUEUE_MAX 512 /* entries (the server sends about 32 KiB a message) */
+
+struct qent {
+    void *mem; /* freed after the write: PQfreemem, or free when pq is false */
+    const void *buf;
+    size_t len;
+    bool pq;
+};
+
+struct encoder {
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    struct qent q[BB_QUEUE_MAX];
+    uint64_t produced; /* entries handed over */
+    uint64_t consumed; /* entries written into the chain and freed */
+    size_t queued;     /* bytes handed over and not yet written */
+    bool end;          /* the stream is complete: finish the chain */
+    bool stop;         /* give up (the receiving side failed) */
+    bool failed;       /* the chain failed: err holds why */
+    int rc;            /* the thread's result once joined */
+    struct err err;
+    struct sink *chain; /* the open part's encoder chain (the thread's while it runs) */
+};
+
 struct backup {
     struct cli *cli;
     struct archive *ar;
     struct catalog_entry *e;
     struct progress prog;
-    struct sink *chain; /* the open part's encoder chain */
+    struct encoder enc;
     struct object_info info;
     size_t part;  /* index in e->parts */
     bool standby; /* the server is a standby: its WAL is archived by the primary */
 };
+
+static void
+qent_free(struct qent *q)
+{
+    if (q->pq)
+        PQfreemem(q->mem);
+    else
+        free(q->mem);
+    q->mem = NULL;
+}
+
+static void *
+encoder_main(void *arg)
+{
+    struct encoder *en = arg;
+    struct err err;
+    int rc = -1;
+
+    err_clear(&err);
+    for (;;) {
+        struct qent q;
+
+        pthread_mutex_lock(&en->lock);
+        while (en->consumed == en->produced && !en->end && !en->stop)
+            pthread_cond_wait(&en->cv, &en->lock);
+        if (en->stop) {
+            pthread_mutex_unlock(&en->lock);
+            err_set(&err, ERR_INTERNAL, "stopped");
+            break;
+        }
+        if (en->consumed == en->produced) { /* the end: everything written */
+            pthread_mutex_unlock(&en->lock);
+            rc = sink_finish(en->chain, &err);
+            break;
+        }
+        q = en->q[en->consumed % BB_QUEUE_MAX];
+        pthread_mutex_unlock(&en->lock);
+        if (sink_write(en->chain, q.buf, q.len, &err) < 0)
+            break;
+        qent_free(&q);
+        pthread_mutex_lock(&en->lock);
+        en->consumed++;
+        en->queued -= q.len;
+        pthread_cond_broadcast(&en->cv);
+        pthread_mutex_unlock(&en->lock);
+    }
+    pthread_mutex_lock(&en->lock);
+    if (rc < 0) {
+        en->err = err;
+        en->failed = true;
+    }
+    en->rc = rc;
+    pthread_cond_broadcast(&en->cv);
+    pthread_mutex_unlock(&en->lock);
+    return NULL;
+}
+
+/* Start the encoder thread on chain (owned from now on); signals stay with the main thread. */
+static int
+encoder_start(struct encoder *en, struct sink *chain, struct err *err)
+{
+    sigset_t all, old;
+    int r;
+
+    en->chain = chain;
+    en->produced = en->consumed = 0;
+    en->queued = 0;
+    en->end = en->stop = en->failed = false;
+    en->rc = -1;
+    err_clear(&en->err);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    r = pthread_create(&en->thread, NULL, encoder_main, en);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        return err_set(err, ERR_INTERNAL, "could not start a thread");
+    en->started = true;
+    return 0;
+}
+
+/*
+ * Hand an entry over (its memory is the encoder's from now on, also when
+ * this fails), waiting for room; -1 with the encoder's error when it failed.
+ */
+static int
+encoder_put(struct encoder *en, struct qent q, struct err *err)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&en->lock);
+    while ((en->produced - en->consumed >= BB_QUEUE_MAX ||
+            (en->queued >= BB_QUEUE_BYTES && en->produced != en->consumed)) &&
+           !en->failed)
+        pthread_cond_wait(&en->cv, &en->lock);
+    if (en->failed) {
+        *err = en->err;
+        rc = -1;
+    } else {
+        en->q[en->produced % BB_QUEUE_MAX] = q;
+        en->produced++;
+        en->queued += q.len;
+        pthread_cond_broadcast(&en->cv);
+    }
+    pthread_mutex_unlock(&en->lock);
+    if (rc < 0)
+        qent_free(&q);
+    return rc;
+}
+
+/*
+ * End the stream: with ok, the thread finishes the chain once everything is
+ * written (the result is returned); without, the thread is told to stop.
+ * Either way the thread is joined, entries left are freed, and the chain is
+ * the caller's again.
+ */
+static int
+encoder_end(struct encoder *en, bool ok, struct err *err)
+{
+    if (!en->started)
+        return ok ? 0 : -1;
+    pthread_mutex_lock(&en->lock);
+    if (ok)
+        en->end = true;
+    else
+        en->stop = true;
+    pthread_cond_broadcast(&en->cv);
+    pthread_mutex_unlock(&en->lock);
+    pthread_join(en->thread, NULL);
+    en->started = false;
+    for (; en->consumed < en->produced; en->consumed++)
+        qent_free(&en->q[en->consumed % BB_QUEUE_MAX]);
+    if (!ok)
+        return -1;
+    if (en->rc < 0) {
+        *err = en->err;
+        return -1;
+    }
+    return 0;
+}
 
 /* Names the server gives must be what catalog.h promises: they become repository keys. */
 static bool
@@ -253,10 +427,12 @@ cb_begin(void *arg, enum pg_stream_kind kind, const char *name, uint32_t oid, co
     p = catalog_add_part(b->e, name, oid, location);
     b->part = b->e->n_parts - 1;
     memset(&b->info, 0, sizeof(b->info));
-    b->chain = object_encode_sink_new(repo_put_sink_new(b->ar->repo, p->key, REPO_PUT_IF_ABSENT),
-                                      &b->ar->oopts, &b->info);
     log_info("storing \"%s\"", p->key);
-    return 0;
+    return encoder_start(
+        &b->enc,
+        object_encode_sink_new(repo_put_sink_new(b->ar->repo, p->key, REPO_PUT_IF_ABSENT),
+                               &b->ar->oopts, &b->info),
+        err);
 }
 
 static int
@@ -270,14 +446,15 @@ cb_tick(void *arg, struct err *err)
 }
 
 static int
-cb_data(void *arg, const void *buf, size_t len, struct err *err)
+stream_put(struct backup *b, struct qent q, struct err *err)
 {
-    struct backup *b = arg;
+    size_t len = q.len;
 
-    if (check_signal(err) < 0)
+    if (check_signal(err) < 0) {
+        qent_free(&q);
         return -1;
-
-    if (sink_write(b->chain, buf, len, err) < 0) {
+    }
+    if (encoder_put(&b->enc, q, err) < 0) {
         err_prefix(err, "could not store \"%s\"", b->e->parts[b->part].key);
         return -1;
     }
@@ -286,15 +463,35 @@ cb_data(void *arg, const void *buf, size_t len, struct err *err)
     return 0;
 }
 
+/* What pg.c makes itself (the end of a 12-14 tar): copied. */
+static int
+cb_data(void *arg, const void *buf, size_t len, struct err *err)
+{
+    struct qent q = {xmalloc(len ? len : 1), NULL, len, false};
+
+    memcpy(q.mem, buf, len);
+    q.buf = q.mem;
+    return stream_put(arg, q, err);
+}
+
+/* The server's data: libpq's buffer goes to the encoder as it is. */
+static int
+cb_data_owned(void *arg, void *mem, const void *buf, size_t len, struct err *err)
+{
+    struct qent q = {mem, buf, len, true};
+
+    return stream_put(arg, q, err);
+}
+
 static int
 cb_end(void *arg, struct err *err)
 {
     struct backup *b = arg;
     struct catalog_part *p = &b->e->parts[b->part];
-    int rc = sink_finish(b->chain, err);
+    int rc = encoder_end(&b->enc, true, err);
 
-    sink_free(b->chain);
-    b->chain = NULL;
+    sink_free(b->enc.chain);
+    b->enc.chain = NULL;
     if (rc < 0) {
         err_prefix(err, "could not store \"%s\"", p->key);
         return -1;
@@ -422,6 +619,8 @@ main(int argc, char **argv)
     err_clear(&err);
     memset(&e, 0, sizeof(e));
     memset(&b, 0, sizeof(b));
+    pthread_mutex_init(&b.enc.lock, NULL);
+    pthread_cond_init(&b.enc.cv, NULL);
     signal(SIGPIPE, SIG_IGN);
     if (cli_init(&cli, "ferry-basebackup", usage, bb_opts, argc, argv, &err) < 0)
         goto out;
@@ -550,7 +749,7 @@ main(int argc, char **argv)
                                  "(--checkpoint fast to start at once)");
     catch_signals(); /* from here on, stop cleanly: abort the uploads */
     struct pg_backup_opts bo = {label, fast, true, (uint32_t)(max_rate >> 10), sums};
-    struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, cb_tick, &b};
+    struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, cb_tick, &b, cb_data_owned};
     if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) < 0)
         goto out;
     e.stop_time = time(NULL);
@@ -604,7 +803,10 @@ main(int argc, char **argv)
     rc = 0;
 out:
     progress_end(&b.prog);
-    sink_free(b.chain);
+    encoder_end(&b.enc, false, &err);
+    sink_free(b.enc.chain); /* an unfinished upload is aborted */
+    pthread_cond_destroy(&b.enc.cv);
+    pthread_mutex_destroy(&b.enc.lock);
     PQfinish(conn);
     if (rc != 0)
         log_err(&err);

@@ -141,20 +141,24 @@ prefetch_worker(void *arg)
             break;
         }
         w = p->queue[p->qnext++];
-        pthread_mutex_unlock(&p->lock);
-
         walname_format(name, &w);
         char *file = xasprintf("%s/%s", p->spool, name);
         char *note = xasprintf("%s/%s.sha256", p->spool, name);
         char *busy = xasprintf("%s/%s.fetching", p->spool, name);
-        struct object_info info;
-        bool ok = false, missing = false;
-
-        if (access(note, F_OK) != 0) {
+        bool todo = access(note, F_OK) != 0;
+        /* marked under the lock: a refill of the queue does not take it again */
+        if (todo) {
             int bfd = open(busy, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 
             if (bfd >= 0)
                 close(bfd);
+        }
+        pthread_mutex_unlock(&p->lock);
+
+        struct object_info info;
+        bool ok = false, missing = false;
+
+        if (todo) {
             /* without a boot id the spool cannot be trusted after a crash: fsync */
             if (archive_fetch_file(&ar, &w, p->cluster, file, boot[0] ? ARCHIVE_FETCH_NOSYNC : 0,
                                    &info, &err) == 0) {
@@ -365,8 +369,12 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
             last_progress = now_ms();
         }
         bool drained = p.qnext == p.qn;
-        /* at the end of the archive, look again once a second (a standby's archive grows) */
-        if (drained && (moved || !p.missing || now_ms() - last_fill > 1000)) {
+        /*
+         * Refill when PostgreSQL moved on (the window slid) or the queue ran
+         * dry; at the end of the archive, look again once a second (a
+         * standby's archive grows).
+         */
+        if (moved || (drained && (!p.missing || now_ms() - last_fill > 1000))) {
             last_fill = now_ms();
             /* the next segments not yet in the spool nor being fetched */
             p.qn = p.qnext = 0;
@@ -388,7 +396,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
             pthread_cond_broadcast(&p.cond);
         }
         pthread_mutex_unlock(&p.lock);
-        struct timespec ts = {0, 20 * 1000 * 1000};
+        struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
 out:

@@ -16,7 +16,7 @@
 #include "base/xmalloc.h"
 
 const struct opt_def fetch_opts[] = {
-    {"prefetch", 0, OPT_INT, 0, "N", "segments to fetch ahead during recovery, 0-64 (default 8)"},
+    {"prefetch", 0, OPT_INT, 0, "N", "segments to fetch ahead during recovery, 0-64 (default 16)"},
     {"prefetch-bytes", 0, OPT_SIZE, 0, "SIZE", "at most SIZE bytes in the spool (default 512M)"},
     {"spool-path", 0, OPT_STRING, 0, "DIR", "prefetch spool (default DEST's dir/ferry-prefetch)"},
     {"on-storage-error", 0, OPT_STRING, 0, "MODE",

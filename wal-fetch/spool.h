@@ -24,7 +24,7 @@
 
 #define CORE_NAME "ferry-wal-fetch-core"
 #define ROLE_PREFETCH "prefetch"
-#define PREFETCH_DEFAULT 8
+#define PREFETCH_DEFAULT 16
 #define FETCH_EXIT_FATAL 200
 
 extern const struct opt_def fetch_opts[];

@@ -22,7 +22,7 @@ const struct opt_def push_opts[] = {
      "push ahead among the N oldest .ready files, 0-64 (default 16; 0: off)"},
     {"lookahead-bytes", 0, OPT_SIZE, 0, "SIZE",
      "and among the oldest within SIZE bytes (default 256M)"},
-    {"lookahead-jobs", 0, OPT_INT, 0, "N", "files pushed ahead at once, 1-16 (default 2)"},
+    {"lookahead-jobs", 0, OPT_INT, 0, "N", "files pushed ahead at once, 1-16 (default 4)"},
     OPT_END,
 };
 

@@ -29,7 +29,7 @@
 
 #define LOOKAHEAD_DEFAULT 16
 #define LOOKAHEAD_BYTES_DEFAULT (256ULL << 20)
-#define LOOKAHEAD_JOBS_DEFAULT 2
+#define LOOKAHEAD_JOBS_DEFAULT 4
 
 extern const struct opt_def push_opts[];
 

@@ -403,10 +403,25 @@ find_ts(const struct bb *b, const char *path)
     return NULL;
 }
 
-/* One CopyData message of the 15+ protocol. */
+/* Pass COPY data on; *mem (libpq's buffer holding buf) is handed over when the caller takes it. */
 static int
-typed_message(struct bb *b, const char *msg, size_t len, struct err *err)
+pass_data(struct bb *b, char **mem, const char *buf, size_t len, struct err *err)
 {
+    if (b->cb->data_owned) {
+        void *m = *mem;
+
+        *mem = NULL;
+        return b->cb->data_owned(b->cb->arg, m, buf, len, err);
+    }
+    return b->cb->data(b->cb->arg, buf, len, err);
+}
+
+/* One CopyData message of the 15+ protocol, in *mem (NULL afterwards when it was handed over). */
+static int
+typed_message(struct bb *b, char **mem, size_t len, struct err *err)
+{
+    const char *msg = *mem;
+
     if (len < 1)
         return err_set(err, ERR_REMOTE, "BASE_BACKUP: empty COPY message from the server");
     switch (msg[0]) {
@@ -433,7 +448,7 @@ typed_message(struct bb *b, const char *msg, size_t len, struct err *err)
     case 'd':
         if (!b->open)
             return err_set(err, ERR_REMOTE, "BASE_BACKUP: data before the first archive");
-        return b->cb->data(b->cb->arg, msg + 1, len - 1, err);
+        return pass_data(b, mem, msg + 1, len - 1, err);
     case 'p':
         if (len != 9)
             goto bad;
@@ -528,10 +543,10 @@ copy_out(struct bb *b, struct err *err)
         if (r < 0)
             return result_err(err, NULL, b->conn, "could not read COPY data");
         if (typed)
-            rc = typed_message(b, data, (size_t)r, err);
+            rc = typed_message(b, &data, (size_t)r, err);
         else
-            rc = b->cb->data(b->cb->arg, data, (size_t)r, err);
-        PQfreemem(data);
+            rc = pass_data(b, &data, data, (size_t)r, err);
+        PQfreemem(data); /* NULL when handed over */
         if (rc < 0)
             return -1;
     }

@@ -93,6 +93,13 @@ struct pg_backup_cb {
     /* Called at least every half second while waiting for the server (may be NULL): -1 stops. */
     int (*tick)(void *arg, struct err *err);
     void *arg;
+    /*
+     * May be NULL. If set, COPY data goes here instead of to data, without a
+     * copy: buf lies inside mem, a libpq buffer the callee owns from the call
+     * on, also when it fails, and releases with PQfreemem (from any thread).
+     * data still gets what pg.c makes itself (the end blocks of 12-14 tars).
+     */
+    int (*data_owned)(void *arg, void *mem, const void *buf, size_t len, struct err *err);
 };
 
 struct pg_backup_result {
