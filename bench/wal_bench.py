@@ -44,9 +44,10 @@ KEY = 'S3RVER'  # s3rver's built-in credentials
 # variant -> (label, group). http/https says how that tool reaches s3rver.
 PUSH = {
     'ferry-sync': ('ferry-wal-push --lookahead 0 (http)', 'ferry'),
-    'ferry-la': ('ferry-wal-push, look-ahead 4 (http)', 'ferry'),
+    'ferry-la': ('ferry-wal-push, look-ahead (http)', 'ferry'),
     'ferry-sync-tls': ('ferry-wal-push --lookahead 0 (https)', 'ferry'),
-    'ferry-la-tls': ('ferry-wal-push, look-ahead 4 (https)', 'ferry'),
+    'ferry-la-tls': ('ferry-wal-push, look-ahead (https)', 'ferry'),
+    'ferry-la-tls-z3': ('ferry-wal-push, look-ahead, --compress-level 3 (https)', 'ferry'),
     'pgbr-zst': ('pgbackrest archive-push sync, zst (https)', 'peer'),
     'pgbr-async': ('pgbackrest archive-push async, zst, process-max=2 (https)', 'peer'),
     'barman': ('barman-cloud-wal-archive (http)', 'peer'),
@@ -54,9 +55,9 @@ PUSH = {
 }
 GET = {
     'ferry-sync': ('ferry-wal-fetch --prefetch 0 (http)', 'ferry'),
-    'ferry-pf': ('ferry-wal-fetch, prefetch 8 (http)', 'ferry'),
+    'ferry-pf': ('ferry-wal-fetch, prefetch (http)', 'ferry'),
     'ferry-sync-tls': ('ferry-wal-fetch --prefetch 0 (https)', 'ferry'),
-    'ferry-pf-tls': ('ferry-wal-fetch, prefetch 8 (https)', 'ferry'),
+    'ferry-pf-tls': ('ferry-wal-fetch, prefetch (https)', 'ferry'),
     'pgbr-zst': ('pgbackrest archive-get sync (https)', 'peer'),
     'pgbr-async': ('pgbackrest archive-get async, process-max=2 (https)', 'peer'),
     'barman': ('barman-cloud-wal-restore (http)', 'peer'),
@@ -71,8 +72,8 @@ GET_FROM = {'ferry-sync': 'ferry-la', 'ferry-pf': 'ferry-la', 'ferry-sync-tls': 
 # whole PostgreSQL recoveries: variant -> (label, repository it reads)
 RECOVERY = {
     'ferry-sync': ('ferry-wal-fetch --prefetch 0 (http)', 'ferry-la'),
-    'ferry-pf': ('ferry-wal-fetch, prefetch 8 (http)', 'ferry-la'),
-    'ferry-pf-tls': ('ferry-wal-fetch, prefetch 8 (https)', 'ferry-la-tls'),
+    'ferry-pf': ('ferry-wal-fetch, prefetch (http)', 'ferry-la'),
+    'ferry-pf-tls': ('ferry-wal-fetch, prefetch (https)', 'ferry-la-tls'),
     'pgbr-zst': ('pgbackrest archive-get sync (https)', 'pgbr-zst'),
     'pgbr-async': ('pgbackrest archive-get async, process-max=2 (https)', 'pgbr-async'),
 }
@@ -321,8 +322,9 @@ class Bench:
         p = 'pg_wal/' + seg
         pre = 'r%d/%s' % (r, v)
         if v.startswith('ferry'):
-            la = [] if 'la' in v else ['--lookahead', '0']
-            return [self.push_bin] + la + [p], self.ferry_env(pre, v.endswith('-tls'))
+            la = [] if '-la' in v else ['--lookahead', '0']
+            la += ['--compress-level', '3'] if v.endswith('-z3') else []
+            return [self.push_bin] + la + [p], self.ferry_env(pre, '-tls' in v)
         if v.startswith('pgbr'):
             return (['pgbackrest', '--config=' + self.pgbr_conf_cache[(v, r, 'push')], '--stanza=bench',
                      'archive-push', p], self.base_env())
