@@ -69,7 +69,10 @@ static void
 note_write(const char *note, const char *file, const struct object_info *info, const char *boot)
 {
     char hex[65];
-    char *tmp = xasprintf("%s.tmp", note);
+    /* a dot file: spool_clean leaves it alone while it is being written */
+    const char *base = strrchr(note, '/');
+    char *tmp = base ? xasprintf("%.*s/.%s.tmp", (int)(base - note), note, base + 1)
+                     : xasprintf(".%s.tmp", note);
     struct stat st;
     FILE *f;
 
@@ -250,7 +253,8 @@ timeline_map(struct archive *ar, uint32_t tli, struct history *out, struct err *
     return 0;
 }
 
-/* Remove spool files for segments before segno (consumed or stale) and leftovers. */
+/* Remove spool files for segments before segno (consumed or stale: not segno itself, which
+ * the latest call may be taking right now) and leftovers. */
 static void
 spool_clean(const char *spool, uint64_t segno, uint32_t seg_size)
 {
@@ -268,8 +272,8 @@ spool_clean(const char *spool, uint64_t segno, uint32_t seg_size)
         if (de->d_name[0] == '.')
             continue;
         snprintf(name, sizeof(name), "%.24s", de->d_name);
-        bool old = walname_parse(&w, name, &err) == 0 && walname_segno(&s, &w, seg_size) == 0 &&
-                   s <= segno;
+        bool old =
+            walname_parse(&w, name, &err) == 0 && walname_segno(&s, &w, seg_size) == 0 && s < segno;
         if (old || strstr(de->d_name, ".tmp")) {
             char *p = xasprintf("%s/%s", spool, de->d_name);
             unlink(p);

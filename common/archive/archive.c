@@ -381,7 +381,7 @@ archive_fetch_file(struct archive *a, const struct walname *w, const struct clus
                                            : atomic_file_sink_new(dest, 0600);
     if (w->kind == WALNAME_SEGMENT || w->kind == WALNAME_PARTIAL)
         chain = walcheck_sink_new(chain, w, cluster);
-    chain = object_decode_sink_new(chain, a->key, info);
+    chain = object_decode_sink_new_codec_checked(chain, a->key, info);
     if (repo_get(a->repo, buf_str(&key), 0, 0, chain, err) < 0 || sink_finish(chain, err) < 0) {
         if (err->kind == ERR_NOT_FOUND)
             err_set(err, ERR_NOT_FOUND, "\"%s\" is not in the archive", name);

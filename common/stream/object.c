@@ -653,7 +653,8 @@ struct obj_dec {
     uint64_t index;
     struct sink *chain; /* decompressor (if any), then the verifier */
     EVP_MD_CTX *md;
-    bool unhashed; /* the caller hashes the plaintext (object_decode_sink_new_unhashed) */
+    bool unhashed;      /* the caller hashes the plaintext (object_decode_sink_new_unhashed) */
+    bool codec_checked; /* object_decode_sink_new_codec_checked */
     uint64_t plain_count;
     uint64_t stored;
 };
@@ -724,6 +725,10 @@ dec_open(struct obj_dec *d, struct err *err)
         if (!d->gcm)
             goto out;
     }
+    /* the plaintext is checked by the GCM tags, zstd's content checksum or gzip's CRC-32 */
+    if (d->codec_checked && (h->cipher != OBJ_CIPHER_NONE || h->compress == OBJECT_COMPRESS_ZSTD ||
+                             h->compress == OBJECT_COMPRESS_GZIP))
+        d->unhashed = true;
     d->chunk_size = (size_t)1 << h->chunk_log2;
     if (d->gcm) {
         d->chunk = xmalloc(d->chunk_size + CRYPT_TAG_SIZE);
@@ -958,5 +963,15 @@ object_decode_sink_new_unhashed(struct sink *next, const struct crypt_key *key,
     struct sink *s = object_decode_sink_new(next, key, info);
 
     ((struct obj_dec *)s)->unhashed = true;
+    return s;
+}
+
+struct sink *
+object_decode_sink_new_codec_checked(struct sink *next, const struct crypt_key *key,
+                                     struct object_info *info)
+{
+    struct sink *s = object_decode_sink_new(next, key, info);
+
+    ((struct obj_dec *)s)->codec_checked = true;
     return s;
 }
