@@ -252,7 +252,7 @@ class BBBench(wal_bench.Bench):
           'CPU s (user+sys, median) | stored MiB (objects) | peak RSS MiB |')
         P('|---|---:|---|---:|---:|---:|---:|---:|')
         rb = r['runbook']['parts']
-        rows = [('ferry', 'ferry-basebackup -c fast (zstd-3, 8 MiB parts, 4 parallel; https)',
+        rows = [('ferry', 'ferry-basebackup -c fast (zstd-1, 8 MiB parts, 3 parallel, CRC32C manifest; https)',
                  '%.1f' % (r['ferry']['rss'] / 1024)),
                 ('runbook', 'pg_basebackup -Ft -z -c fast (%.1f s) + aws s3 cp --recursive (%.1f s); https'
                  % (rb[0], rb[1]), '%.1f / %.1f' % (rb[2] / 1024, rb[3] / 1024)),

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # bench/basebackup_rss.sh BUILD_DIR [SCALE]: peak RSS and throughput of one ferry-basebackup of
 # a pgbench database (default scale 50, about 750 MiB) from PostgreSQL 15 into s3rver, with
-# the default settings (zstd, 8 MiB parts, 4 parallel transfers). Uses the integration-test
+# the default settings (zstd, 8 MiB parts, 3 parallel transfers). Uses the integration-test
 # helpers (tests/integration/lib.sh, tests/harness/pg.sh): servers from BUILD_DIR/test-env.sh.
 set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
