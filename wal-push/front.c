@@ -68,7 +68,7 @@ main(int argc, char **argv)
     busy_wait(status_dir, name);
     if (note_read(status_dir, name, args[0], repo_url, want, &want_size) != NOTE_SAME_FILE)
         goto core;
-    note_remove(status_dir, name);
+    /* the note stays until NAME is .done: the look-ahead must not push it again meanwhile */
     log_info("\"%s\" was already pushed ahead", name);
     ahead_nudge(o, status_dir, args[0], argv);
     free(status_dir);

@@ -50,7 +50,8 @@ static const char usage[] =
 /*
  * If an earlier look-ahead pushed this file to this same repository, its
  * note says so: true when the file is still the one noted (same identity, or
- * else same checksum). The note is removed either way.
+ * else same checksum). A matching note stays until PostgreSQL marks the file
+ * .done (so the look-ahead does not push it again); a stale one is removed.
  */
 static bool
 note_matches(const char *status_dir, const char *name, const char *path, const char *repo_url)
@@ -65,8 +66,7 @@ note_matches(const char *status_dir, const char *name, const char *path, const c
     case NOTE_NONE:
         return false;
     case NOTE_SAME_FILE:
-        match = true;
-        break;
+        return true;
     case NOTE_CHECK:
         if (archive_file_sha256(path, sha, &size, &err) == 0) {
             archive_sha256_hex(hex, sha);
@@ -74,7 +74,8 @@ note_matches(const char *status_dir, const char *name, const char *path, const c
         }
         break;
     }
-    note_remove(status_dir, name);
+    if (!match)
+        note_remove(status_dir, name);
     return match;
 }
 
@@ -421,8 +422,15 @@ main(int argc, char **argv)
         ahead_spawn(&cli, status_dir, wal_dir, name);
 
     enum archive_push_result res;
-    if (archive_push_file(&ar, path, &w, &res, NULL, &err) < 0)
+    struct object_info info;
+    if (archive_push_file(&ar, path, &w, &res, &info, &err) < 0)
         goto out;
+    /*
+     * Noted before the busy lock is released: the look-ahead, which may still
+     * see NAME.ready until PostgreSQL renames it, must not push it again.
+     */
+    if (status_dir && repo_url)
+        note_write(status_dir, name, path, info.sha256, info.plain_size, repo_url);
     if (status_dir)
         spool_remove(wal_dir); /* only in a real pg_wal (it has archive_status) */
     if (res == ARCHIVE_PUSH_IDENTICAL)

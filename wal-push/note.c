@@ -203,9 +203,23 @@ ahead_candidates(const char *status_dir, const char *wal_dir, const char *except
         return 0;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
+        size_t nlen = strlen(NOTE_SUFFIX);
         struct walname w;
         struct err err;
 
+        if (len > nlen && strcmp(de->d_name + len - nlen, NOTE_SUFFIX) == 0) {
+            /* a note outlives its use once PostgreSQL marked the file .done: remove it */
+            char *ready = xasprintf("%s/%.*s.ready", status_dir, (int)(len - nlen), de->d_name);
+
+            if (access(ready, F_OK) != 0 && errno == ENOENT) {
+                char *note = xasprintf("%s/%s", status_dir, de->d_name);
+
+                unlink(note);
+                free(note);
+            }
+            free(ready);
+            continue;
+        }
         if (len < 7 || strcmp(de->d_name + len - 6, ".ready") != 0)
             continue;
         char *name = xstrndup(de->d_name, len - 6);

@@ -6,9 +6,11 @@
  * files to push ahead. Nothing here needs the repository.
  *
  * In pg_wal/archive_status, beside PostgreSQL's NAME.ready / NAME.done:
- *   NAME.ferry       NAME was pushed ahead: "SHA256 SIZE DEV INO MTIME_SEC
- *                    MTIME_NSEC\nREPO-URL\n"; the call for NAME trusts it when
- *                    the repository and the file's identity are the same
+ *   NAME.ferry       NAME is stored (by the look-ahead, or by a call of
+ *                    PostgreSQL's that has not returned yet): "SHA256 SIZE DEV
+ *                    INO MTIME_SEC MTIME_NSEC\nREPO-URL\n"; the call for NAME
+ *                    trusts it when the repository and the file's identity are
+ *                    the same; removed once NAME is .done (next scan)
  *   NAME.ferry-busy  flock held by the process pushing NAME right now
  *   ferry-lookahead.lock  flock held by the look-ahead process
  */
@@ -59,7 +61,8 @@ void busy_wait(const char *status_dir, const char *name);
  * The files to push ahead: of the .ready files in PostgreSQL's order
  * (history files first, then the oldest), the first max_files within
  * max_bytes, except `except`, without a note. Returns how many (names
- * allocated in *out, to free with names_free).
+ * allocated in *out, to free with names_free). Removes the notes of files
+ * that are no longer .ready.
  */
 size_t ahead_candidates(const char *status_dir, const char *wal_dir, const char *except,
                         long max_files, unsigned long long max_bytes, char ***out);

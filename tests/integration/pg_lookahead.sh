@@ -39,6 +39,8 @@ expect_eq "$quick" "$ahead" "PostgreSQL's call for each of them returned at once
 own=$(grep -c 'ferry-wal-push: info: archived ".*"' <<<"$log")
 expect_eq "$((ahead + own))" "$n" "each segment was pushed exactly once ($ahead ahead + $own by their own call)"
 expect_eq "$(grep -c 'already archived with the same contents' <<<"$log")" 0 "no segment was pushed twice"
+# the look-ahead removes the notes of files PostgreSQL marked .done, then exits when idle
+for _ in $(seq 1 100); do flock -n "$P/pg_wal/archive_status/ferry-lookahead.lock" true && break; sleep 0.1; done
 expect_eq "$(find "$P/pg_wal/archive_status" -name '*.ferry*' | wc -l)" 0 "no look-ahead note is left in archive_status"
 repo_names=$(repo_ls "$CFG" pg/wal/ | sed 's|.*/||' | sort)
 expect_eq "$(comm -23 <(echo "$ready") <(echo "$repo_names"))" "" "every one of the $n segments is in the repository"
