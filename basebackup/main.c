@@ -10,6 +10,7 @@
  */
 #include <ctype.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,11 +200,12 @@ progress_end(struct progress *p)
 }
 
 /*
- * The receiving thread (libpq) and the encoding (SHA-256, zstd, encryption,
- * upload) run side by side: libpq's COPY buffers are handed, without a copy,
- * to an encoder thread, one per stored part, through a bounded queue (at most
- * BB_QUEUE_BYTES of received data waiting, beside the upload buffers); the
- * encoder pushes them into the part's chain and frees them.
+ * The receiving thread (libpq, and the SHA-256 of the plaintext) and the
+ * encoding (zstd, encryption, upload) run side by side: libpq's COPY buffers
+ * are handed, without a copy, to an encoder thread, one per stored part,
+ * through a bounded queue (at most BB_QUEUE_BYTES of received data waiting,
+ * beside the upload buffers); the encoder pushes them into the part's chain
+ * and frees them.
  */
 #define BB_QUEUE_BYTES (4u << 20)
 #define BB_QUEUE_MAX 512 /* entries (the server sends about 32 KiB a message) */
@@ -238,6 +240,8 @@ struct backup {
     struct catalog_entry *e;
     struct progress prog;
     struct encoder enc;
+    EVP_MD_CTX *md;        /* SHA-256 of the open part, on the receiving thread */
+    unsigned char sha[32]; /* its value, set before the encoder finishes the part */
     struct object_info info;
     size_t part;  /* index in e->parts */
     bool standby; /* the server is a standby: its WAL is archived by the primary */
@@ -428,10 +432,12 @@ cb_begin(void *arg, enum pg_stream_kind kind, const char *name, uint32_t oid, co
     b->part = b->e->n_parts - 1;
     memset(&b->info, 0, sizeof(b->info));
     log_info("storing \"%s\"", p->key);
+    if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1)
+        return err_set(err, ERR_INTERNAL, "could not start sha-256");
     return encoder_start(
         &b->enc,
-        object_encode_sink_new(repo_put_sink_new(b->ar->repo, p->key, REPO_PUT_IF_ABSENT),
-                               &b->ar->oopts, &b->info),
+        object_encode_sink_new_prehashed(repo_put_sink_new(b->ar->repo, p->key, REPO_PUT_IF_ABSENT),
+                                         &b->ar->oopts, &b->info, b->sha),
         err);
 }
 
@@ -453,6 +459,10 @@ stream_put(struct backup *b, struct qent q, struct err *err)
     if (check_signal(err) < 0) {
         qent_free(&q);
         return -1;
+    }
+    if (EVP_DigestUpdate(b->md, q.buf, q.len) != 1) {
+        qent_free(&q);
+        return err_set(err, ERR_INTERNAL, "sha-256 update failed");
     }
     if (encoder_put(&b->enc, q, err) < 0) {
         err_prefix(err, "could not store \"%s\"", b->e->parts[b->part].key);
@@ -488,7 +498,15 @@ cb_end(void *arg, struct err *err)
 {
     struct backup *b = arg;
     struct catalog_part *p = &b->e->parts[b->part];
-    int rc = encoder_end(&b->enc, true, err);
+    unsigned int n = 0;
+    int rc;
+
+    if (EVP_DigestFinal_ex(b->md, b->sha, &n) != 1) {
+        encoder_end(&b->enc, false, err);
+        rc = err_set(err, ERR_INTERNAL, "sha-256 final failed");
+    } else {
+        rc = encoder_end(&b->enc, true, err);
+    }
 
     sink_free(b->enc.chain);
     b->enc.chain = NULL;
@@ -621,6 +639,9 @@ main(int argc, char **argv)
     memset(&b, 0, sizeof(b));
     pthread_mutex_init(&b.enc.lock, NULL);
     pthread_cond_init(&b.enc.cv, NULL);
+    b.md = EVP_MD_CTX_new();
+    if (!b.md)
+        abort(); /* out of memory */
     signal(SIGPIPE, SIG_IGN);
     if (cli_init(&cli, "ferry-basebackup", usage, bb_opts, argc, argv, &err) < 0)
         goto out;
@@ -807,6 +828,7 @@ out:
     sink_free(b.enc.chain); /* an unfinished upload is aborted */
     pthread_cond_destroy(&b.enc.cv);
     pthread_mutex_destroy(&b.enc.lock);
+    EVP_MD_CTX_free(b.md);
     PQfinish(conn);
     if (rc != 0)
         log_err(&err);

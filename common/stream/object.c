@@ -376,6 +376,7 @@ struct obj_enc {
     struct object_info *info;
     int opened;
     EVP_MD_CTX *md;
+    const unsigned char *prehashed; /* the caller's SHA-256 (object_encode_sink_new_prehashed) */
     uint64_t plain;
     uint64_t stored;
     unsigned char sha[32];
@@ -573,7 +574,7 @@ enc_write(struct sink *s, const void *buf, size_t len, struct err *err)
         return -1;
     if (len == 0)
         return 0;
-    if (EVP_DigestUpdate(e->md, buf, len) != 1)
+    if (!e->prehashed && EVP_DigestUpdate(e->md, buf, len) != 1)
         return err_set(err, ERR_INTERNAL, "sha-256 update failed");
     e->plain += len;
     return sink_write(e->chain, buf, len, err);
@@ -587,7 +588,9 @@ enc_finish(struct sink *s, struct err *err)
 
     if (enc_open(e, err) < 0)
         return -1;
-    if (EVP_DigestFinal_ex(e->md, e->sha, &n) != 1)
+    if (e->prehashed)
+        memcpy(e->sha, e->prehashed, 32);
+    else if (EVP_DigestFinal_ex(e->md, e->sha, &n) != 1)
         return err_set(err, ERR_INTERNAL, "sha-256 final failed");
     if (sink_finish(e->chain, err) < 0)
         return -1;
@@ -627,6 +630,16 @@ object_encode_sink_new(struct sink *next, const struct object_opts *o, struct ob
     e->opts = *o;
     e->info = info;
     return &e->base;
+}
+
+struct sink *
+object_encode_sink_new_prehashed(struct sink *next, const struct object_opts *o,
+                                 struct object_info *info, const unsigned char *sha)
+{
+    struct sink *s = object_encode_sink_new(next, o, info);
+
+    ((struct obj_enc *)s)->prehashed = sha;
+    return s;
 }
 
 /* ------------------------------------------------------------------ */

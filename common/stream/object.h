@@ -66,6 +66,15 @@ struct sink *object_encode_sink_new(struct sink *next, const struct object_opts 
                                     struct object_info *info);
 
 /*
+ * The same encoder, except that it does not hash the plaintext: the caller
+ * computes the SHA-256 of every byte it writes (e.g. on the thread that
+ * receives the data, while this one compresses) and stores it in
+ * sha[0..31] before calling sink_finish, which puts it in the trailer.
+ */
+struct sink *object_encode_sink_new_prehashed(struct sink *next, const struct object_opts *o,
+                                              struct object_info *info, const unsigned char *sha);
+
+/*
  * Decoder: bytes written are the encoded object; next receives the
  * plaintext, verified chunk by chunk. key may be NULL (then an encrypted
  * object fails with ERR_KEY "object is encrypted: no key given"). finish

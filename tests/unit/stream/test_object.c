@@ -546,6 +546,62 @@ test_codec_checked_decoder(void)
     buf_free(&bad);
 }
 
+static void
+test_prehashed_encoder(void)
+{
+    const struct crypt_key *keys[] = {NULL, key_a};
+    struct buf obj = BUF_INIT, out = BUF_INIT;
+    unsigned char *data = xmalloc(200000), digest[32], wrong[32];
+    char want[256], hg[65], hw[65];
+    struct object_info info, dinfo;
+    struct err err;
+
+    fill_text(data, 200000);
+    sha(digest, data, 200000);
+    for (enum object_compress c = OBJECT_COMPRESS_NONE; c <= OBJECT_COMPRESS_GZIP; c++) {
+        for (int k = 0; k < 2; k++) {
+            struct object_opts o = {c, 0, keys[k]};
+            struct sink *s;
+
+            /* the caller's digest, set only just before finish, goes into the trailer */
+            memset(wrong, 0, sizeof(wrong));
+            buf_reset(&obj);
+            s = object_encode_sink_new_prehashed(buf_sink_new(&obj, 0), &o, &info, wrong);
+            CHECK_OK(sink_write(s, data, 100000, &err), &err);
+            CHECK_OK(sink_write(s, data + 100000, 100000, &err), &err);
+            memcpy(wrong, digest, 32);
+            CHECK_OK(sink_finish(s, &err), &err);
+            sink_free(s);
+            CHECK_INT(info.plain_size, 200000);
+            CHECK(memcmp(info.sha256, digest, 32) == 0);
+            CHECK_OK(decode_to(&out, obj.data, obj.len, keys[k], 0, &dinfo, &err), &err);
+            CHECK_INT(out.len, 200000);
+            CHECK(memcmp(out.data, data, 200000) == 0);
+        }
+    }
+    /* a wrong digest from the caller makes an object that fails its check */
+    {
+        struct object_opts o = {OBJECT_COMPRESS_ZSTD, 0, NULL};
+        struct sink *s;
+
+        memcpy(wrong, digest, 32);
+        wrong[0] ^= 1;
+        buf_reset(&obj);
+        s = object_encode_sink_new_prehashed(buf_sink_new(&obj, 0), &o, NULL, wrong);
+        CHECK_OK(sink_write(s, data, 200000, &err), &err);
+        CHECK_OK(sink_finish(s, &err), &err);
+        sink_free(s);
+        hex(hg, digest);
+        hex(hw, wrong);
+        snprintf(want, sizeof(want), "checksum mismatch: stored %s computed %s", hw, hg);
+        CHECK_FAIL(decode_to(&out, obj.data, obj.len, NULL, 0, NULL, &err), &err, ERR_CORRUPT,
+                   want);
+    }
+    free(data);
+    buf_free(&obj);
+    buf_free(&out);
+}
+
 /* Rewrite an unencrypted trailer (size, checksum) with a valid trailer check. */
 static void
 forge_trailer(struct buf *obj, uint64_t size, const unsigned char digest[32])
@@ -919,6 +975,7 @@ main(void)
     RUN(test_flipped_bit_in_body_plain);
     RUN(test_flipped_bit_in_trailer);
     RUN(test_unhashed_decoder);
+    RUN(test_prehashed_encoder);
     RUN(test_codec_checked_decoder);
     RUN(test_forged_trailer_size_and_checksum);
     RUN(test_reordered_and_dropped_chunks);
