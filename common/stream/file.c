@@ -241,10 +241,8 @@ atomic_finish(struct sink *s, struct err *err)
 
     if (atomic_open(a, err) < 0)
         return -1;
-    if (a->nosync) {
-        /* start writing back now, without waiting: dirty pages do not pile up */
-        (void)sync_file_range(a->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-    } else if (fsync(a->fd) < 0) {
+    /* a cache file is left to the kernel's writeback (often deleted before it is due) */
+    if (!a->nosync && fsync(a->fd) < 0) {
         err_sys(err, ERR_IO, "could not fsync \"%s\"", a->tmp);
         goto out;
     }

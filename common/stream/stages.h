@@ -32,7 +32,7 @@ struct sink *buf_sink_new(struct buf *out, size_t max);
 struct sink *atomic_file_sink_new(const char *path, int mode);
 /*
  * The same for a cache that is thrown away after a crash (e.g. the WAL
- * prefetch spool): temp file and rename, but no fsync (writeback is started).
+ * prefetch spool): temp file and rename, but no fsync.
  */
 struct sink *atomic_file_sink_nosync_new(const char *path, int mode);
 /* Terminal: discard everything. */
