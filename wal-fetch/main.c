@@ -149,12 +149,18 @@ prefetch_worker(void *arg)
         char *note = xasprintf("%s/%s.sha256", p->spool, name);
         char *busy = xasprintf("%s/%s.fetching", p->spool, name);
         bool todo = access(note, F_OK) != 0;
-        /* marked under the lock: a refill of the queue does not take it again */
+        int bfd = -1;
+        /*
+         * Marked under the lock, so a refill of the queue does not take it
+         * again; the marker's flock tells a waiting call the moment it is done.
+         */
         if (todo) {
-            int bfd = open(busy, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-
-            if (bfd >= 0)
+            bfd = open(busy, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            if (bfd >= 0 && flock(bfd, LOCK_EX | LOCK_NB) < 0) {
                 close(bfd);
+                bfd = -1;
+                todo = false; /* someone else has it */
+            }
         }
         pthread_mutex_unlock(&p->lock);
 
@@ -174,6 +180,8 @@ prefetch_worker(void *arg)
                     log_info("prefetch of \"%s\" failed: %s", name, err.msg);
             }
             unlink(busy);
+            if (bfd >= 0)
+                close(bfd);
         }
         pthread_mutex_lock(&p->lock);
         if (ok)
@@ -251,6 +259,23 @@ timeline_map(struct archive *ar, uint32_t tli, struct history *out, struct err *
     out->entries[0].end = UINT64_MAX;
     out->n = 1;
     return 0;
+}
+
+/* A .fetching marker whose flock is held (a leftover of a dead prefetcher is removed). */
+static bool
+marker_held(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    bool held = false;
+
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+        held = true;
+    else
+        unlink(path);
+    close(fd);
+    return held;
 }
 
 /* Remove spool files for segments before segno (consumed or stale: not segno itself, which
@@ -392,7 +417,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
                 walname_format(name, &w);
                 char *note = xasprintf("%s/%s.sha256", spool, name);
                 char *busy = xasprintf("%s/%s.fetching", spool, name);
-                if (access(note, F_OK) != 0 && access(busy, F_OK) != 0)
+                if (access(note, F_OK) != 0 && !marker_held(busy))
                     p.queue[p.qn++] = w;
                 free(note);
                 free(busy);

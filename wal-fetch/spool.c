@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "base/xmalloc.h"
+#include "cli/front.h"
 
 const struct opt_def fetch_opts[] = {
     {"prefetch", 0, OPT_INT, 0, "N", "segments to fetch ahead during recovery, 0-64 (default 16)"},
@@ -122,25 +123,11 @@ spool_wait(const char *spool, const char *name)
 {
     char *busy = xasprintf("%s/%s.fetching", spool, name);
     char *note = xasprintf("%s/%s.sha256", spool, name);
-    char *lock = xasprintf("%s/.lock", spool);
-    bool ready = false;
-    int lfd = open(lock, O_RDONLY | O_CLOEXEC);
+    bool ready;
 
-    /* no prefetcher holds the lock: a leftover marker is stale */
-    if (lfd < 0 || flock(lfd, LOCK_SH | LOCK_NB) == 0) {
-        unlink(busy);
-        goto out;
-    }
-    for (int i = 0; i < 1500 && access(busy, F_OK) == 0; i++) {
-        struct timespec ts = {0, 20 * 1000 * 1000};
-
-        nanosleep(&ts, NULL);
-    }
+    /* the prefetcher holds the marker's flock while it fetches; a dead one holds nothing */
+    front_lock_wait(busy, 30);
     ready = access(note, F_OK) == 0;
-out:
-    if (lfd >= 0)
-        close(lfd);
-    free(lock);
     free(busy);
     free(note);
     return ready;

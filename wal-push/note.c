@@ -15,6 +15,7 @@
 
 #include "archive/archive.h"
 #include "base/xmalloc.h"
+#include "cli/front.h"
 #include "format/walname.h"
 
 const struct opt_def push_opts[] = {
@@ -154,18 +155,10 @@ void
 busy_wait(const char *status_dir, const char *name)
 {
     char *path = xasprintf("%s/%s%s", status_dir, name, BUSY_SUFFIX);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-    free(path);
-    if (fd < 0)
-        return;
     /* at most about two minutes: one file's upload with its retries */
-    for (int i = 0; i < 24000 && flock(fd, LOCK_SH | LOCK_NB) < 0; i++) {
-        struct timespec ts = {0, 5 * 1000 * 1000};
-
-        nanosleep(&ts, NULL);
-    }
-    close(fd);
+    front_lock_wait(path, 120);
+    free(path);
 }
 
 static int

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,4 +118,38 @@ front_lock_free(const char *path)
         free_ = true;
     close(fd);
     return free_;
+}
+
+static void
+on_alarm(int sig)
+{
+    (void)sig; /* only interrupts the blocking flock */
+}
+
+bool
+front_lock_wait(const char *path, unsigned seconds)
+{
+    struct sigaction sa, old;
+    unsigned before;
+    bool got;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return true;
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+        close(fd);
+        return true;
+    }
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_alarm; /* no SA_RESTART: flock returns EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &old);
+    before = alarm(seconds);
+    got = flock(fd, LOCK_SH) == 0;
+    alarm(0);
+    sigaction(SIGALRM, &old, NULL);
+    if (before)
+        alarm(before > seconds ? before - seconds : 1);
+    close(fd);
+    return got;
 }

@@ -47,4 +47,11 @@ void front_spawn_core(const char *core, char **argv, const char *role);
 /* true when no process holds the flock on path (it is created if missing). */
 bool front_lock_free(const char *path);
 
+/*
+ * Wait until no process holds an exclusive flock on path (or path does not
+ * exist), at most seconds: true if so, false on timeout. Wakes up as soon as
+ * the holder lets go (a blocking flock, bounded by SIGALRM).
+ */
+bool front_lock_wait(const char *path, unsigned seconds);
+
 #endif
