@@ -213,7 +213,8 @@ ahead_worker(void *arg)
  * open, belongs to the parent and is not touched.
  */
 static void
-ahead_run(struct cli *cli, const char *status_dir, const char *wal_dir)
+ahead_run(struct cli *cli, const char *status_dir, const char *wal_dir,
+          const struct cluster_info *known)
 {
     char *lock = xasprintf("%s/%s", status_dir, LOOKAHEAD_LOCK);
     int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -241,8 +242,14 @@ ahead_run(struct cli *cli, const char *status_dir, const char *wal_dir)
         opts_get_size(cli->opts, "lookahead-bytes", LOOKAHEAD_BYTES_DEFAULT, &a.bytes, &err) < 0 ||
         a.files == 0)
         return;
-    /* the repository's cluster, once: a file from another cluster is left to its own call */
-    if (repo_open(&repo, opts_get(cli->opts, "repo"), &cli->ropts, &err) == 0) {
+    /*
+     * The repository's cluster, once (known when the caller just checked its
+     * own segment against it): a file from another cluster is left to its own call.
+     */
+    if (known) {
+        a.cluster = *known;
+        found = true;
+    } else if (repo_open(&repo, opts_get(cli->opts, "repo"), &cli->ropts, &err) == 0) {
         struct archive ar = {repo, cli->oopts, cli->key};
 
         if (archive_cluster_get(&ar, &a.cluster, &found, &err) < 0)
@@ -308,7 +315,8 @@ out:
 
 /* Start the look-ahead in a detached process when none is at work and there is work. */
 static void
-ahead_spawn(struct cli *cli, const char *status_dir, const char *wal_dir, const char *except)
+ahead_spawn(struct cli *cli, const char *status_dir, const char *wal_dir, const char *except,
+            const struct cluster_info *known)
 {
     char *lock = xasprintf("%s/%s", status_dir, LOOKAHEAD_LOCK);
     long files;
@@ -323,7 +331,7 @@ ahead_spawn(struct cli *cli, const char *status_dir, const char *wal_dir, const 
         n = ahead_candidates(status_dir, wal_dir, except, files, bytes, &names);
         names_free(names, n);
         if (n > 0 && cli_detach()) {
-            ahead_run(cli, status_dir, wal_dir);
+            ahead_run(cli, status_dir, wal_dir, known);
             _exit(0);
         }
     }
@@ -336,7 +344,7 @@ main(int argc, char **argv)
     struct cli cli;
     struct err err;
     struct walname w;
-    struct walheader h;
+    struct walheader h = {0};
     bool has_header;
     long lookahead, jobs;
     unsigned long long lookahead_bytes;
@@ -371,7 +379,7 @@ main(int argc, char **argv)
     if (as_lookahead) {
         /* started detached by the front to keep the look-ahead going */
         if (status_dir && cli_load(&cli, &err) == 0)
-            ahead_run(&cli, status_dir, wal_dir);
+            ahead_run(&cli, status_dir, wal_dir, NULL);
         rc = 0;
         goto out;
     }
@@ -410,8 +418,8 @@ main(int argc, char **argv)
     if (cli_open_repo(&cli, &err) < 0)
         goto out;
     struct archive ar = {cli.repo, cli.oopts, cli.key};
+    struct cluster_info ci = {h.sysid, h.pg_version, h.seg_size, h.blcksz};
     if (has_header) {
-        struct cluster_info ci = {h.sysid, h.pg_version, h.seg_size, h.blcksz};
         char what[WALNAME_MAX + 16];
 
         snprintf(what, sizeof(what), "WAL file \"%s\"", name);
@@ -419,7 +427,7 @@ main(int argc, char **argv)
             goto out;
     }
     if (status_dir)
-        ahead_spawn(&cli, status_dir, wal_dir, name);
+        ahead_spawn(&cli, status_dir, wal_dir, name, has_header ? &ci : NULL);
 
     enum archive_push_result res;
     struct object_info info;
