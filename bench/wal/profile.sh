@@ -61,8 +61,15 @@ PY
 TRACE=(strace --seccomp-bpf -f -ttt -e trace=execve,openat,connect,sendto,recvfrom,rename,fsync,exit_group)
 
 echo "== load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-echo "== process start: ferry-wal-push --version (perf stat, 20 runs)"
+echo "== process start of the core: ferry-wal-push --version (the front hands it over; perf stat, 20 runs)"
 perf stat -r 20 "$PUSH" --version 2>&1 >/dev/null | grep -E 'task-clock|elapsed'
+echo "== a look-ahead hit, answered by the front alone (perf stat)"
+for s in "${SEGS[@]:12:4}"; do touch "pg_wal/archive_status/$s.ready"; done
+"$PUSH" "pg_wal/${SEGS[12]}" # pushes it, and starts the look-ahead for the next three
+sleep 3
+perf stat "$PUSH" "pg_wal/${SEGS[13]}" 2>&1 | grep -E 'task-clock|elapsed' | tr -s ' ' | tr '\n' ';'
+echo
+rm -f pg_wal/archive_status/*
 echo "== ferry-wal-push --lookahead 0, one new segment each (perf stat)"
 for i in 1 2 3; do
   perf stat "$PUSH" --lookahead 0 "pg_wal/${SEGS[$i]}" 2>&1 | grep -E 'task-clock|elapsed|user|sys' | tr -s ' ' | tr '\n' ';'
@@ -89,7 +96,13 @@ done
 echo "== request timeline of one fetch --prefetch 0"
 "${TRACE[@]}" -o "$W/fetch.st" "$FETCH" --prefetch 0 "${SEGS[4]}" pg_wal/RECOVERYXLOG
 timeline "$W/fetch.st"
-echo "== prefetch: first call, then a spool hit 3 s later (timeline of the hit, prefetcher included)"
+echo "== prefetch: first call, then a spool hit 3 s later (perf stat of a hit, served by the front)"
+"$FETCH" "${SEGS[1]}" pg_wal/RECOVERYXLOG && mv pg_wal/RECOVERYXLOG "pg_wal/${SEGS[1]}"
+sleep 3
+perf stat "$FETCH" "${SEGS[2]}" pg_wal/RECOVERYXLOG 2>&1 | grep -E 'task-clock|elapsed' | tr -s ' ' | tr '\n' ';'
+echo
+mv pg_wal/RECOVERYXLOG "pg_wal/${SEGS[2]}"
+echo "== prefetch: a spool hit (timeline of the hit)"
 "$FETCH" "${SEGS[5]}" pg_wal/RECOVERYXLOG && mv pg_wal/RECOVERYXLOG "pg_wal/${SEGS[5]}"
 sleep 3
 "${TRACE[@]}" -o "$W/hit.st" "$FETCH" "${SEGS[6]}" pg_wal/RECOVERYXLOG
