@@ -100,6 +100,8 @@ struct ahead {
     pthread_mutex_t lock;
     char **names; /* the current candidates, taken in order */
     size_t n, next;
+    char **given_up; /* refused or failed here: left to PostgreSQL's own calls */
+    size_t n_given_up;
     long last_work_ms;
     time_t deadline;
 };
@@ -131,6 +133,12 @@ ahead_next(struct ahead *a, int *busy_fd)
         }
         while (!name && a->next < a->n) {
             char *cand = a->names[a->next++];
+            bool skip = false;
+
+            for (size_t i = 0; i < a->n_given_up && !skip; i++)
+                skip = strcmp(a->given_up[i], cand) == 0;
+            if (skip)
+                continue;
             char *note = xasprintf("%s/%s%s", a->status_dir, cand, NOTE_SUFFIX);
             int fd = access(note, F_OK) != 0 ? busy_take(a->status_dir, cand) : -1;
 
@@ -189,6 +197,8 @@ ahead_worker(void *arg)
         enum archive_push_result res;
         struct object_info info;
 
+        bool pushed = false;
+
         if (archive_check_local(path, &w, &h, &has_header, &err) < 0 ||
             (has_header && h.sysid != a->cluster.sysid)) {
             /* left for PostgreSQL's own call, which reports it properly */
@@ -196,10 +206,18 @@ ahead_worker(void *arg)
             note_write(a->status_dir, name, path, info.sha256, info.plain_size,
                        opts_get(a->cli->opts, "repo"));
             log_info("pushed \"%s\" ahead", name);
+            pushed = true;
         } else {
             log_info("look-ahead push of \"%s\" failed: %s", name, err.msg);
         }
         busy_release(bfd, a->status_dir, name);
+        if (!pushed) {
+            /* never again in this process: no busy loop on a file that cannot go */
+            pthread_mutex_lock(&a->lock);
+            a->given_up = xrealloc(a->given_up, (a->n_given_up + 1) * sizeof(*a->given_up));
+            a->given_up[a->n_given_up++] = xstrdup(name);
+            pthread_mutex_unlock(&a->lock);
+        }
         free(path);
         free(name);
     }
@@ -267,6 +285,7 @@ ahead_run(struct cli *cli, const char *status_dir, const char *wal_dir,
     for (int i = 0; i < n; i++)
         pthread_join(threads[i], NULL);
     names_free(a.names, a.n);
+    names_free(a.given_up, a.n_given_up);
 }
 
 /*

@@ -54,6 +54,28 @@ done
 expect_eq "$bad" "" "each stored segment decodes to the bytes in pg_wal"
 expect_eq "$(pg_sql "$P" "select last_archived_wal from pg_stat_archiver")" "$LAST" "last_archived_wal is $LAST"
 
+section "a file the look-ahead cannot push is left to PostgreSQL's call"
+A=$(sed -n 1p <<<"$ready") B=$(sed -n 2p <<<"$ready")
+mkdir -p "$T/bad/pg_wal/archive_status" "$PGT/repo3"
+for s in "$A" "$B"; do
+    timeout 60 "$FERRY" repo --config "$CFG" get "$(wal_key "$s")" "$T/bad/pg_wal/$s" >/dev/null 2>&1
+    touch "$T/bad/pg_wal/archive_status/$s.ready"
+done
+truncate -s 100000 "$T/bad/pg_wal/$B"
+chown -R postgres: "$T/bad" "$PGT/repo3"
+t0=$(now)
+run_pg "$WAL_PUSH" --repo "file://$PGT/repo3" "$T/bad/pg_wal/$A"
+expect_rc 0 "$A is pushed (and a look-ahead starts for $B)"
+for _ in $(seq 1 150); do
+    [ -e "$T/bad/pg_wal/archive_status/ferry-lookahead.lock" ] &&
+        flock -n "$T/bad/pg_wal/archive_status/ferry-lookahead.lock" true && break
+    sleep 0.1
+done
+expect_le "$(elapsed "$t0")" 10 "the look-ahead gave up on the truncated $B and exited when idle ($(elapsed "$t0") s)"
+expect_eq "$(ls -R "$PGT/repo3" | grep -c "^$B$")" 0 "$B is not in the repository"
+run_pg "$WAL_PUSH" --repo "file://$PGT/repo3" "$T/bad/pg_wal/$B"
+expect_tool_error 1 "refusing" "PostgreSQL's own call for $B is refused with a clear error"
+
 section "the front programs"
 for f in "$WAL_PUSH" "$WAL_FETCH"; do
     libs=$(ldd "$f" | grep -cE 'libcurl|libssl|libcrypto|libzstd|libxml2')
