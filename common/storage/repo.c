@@ -11,6 +11,7 @@
  */
 #include "storage/repo.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -352,6 +353,39 @@ repo_delete_many(struct repo *r, const char *const *keys, size_t n, struct err *
         return -1;
     }
     return 0;
+}
+
+static int
+not_implemented(struct repo *r, const char *what, struct err *err)
+{
+    err_set(err, ERR_USAGE, "%s repositories cannot %s", r->ops->scheme, what);
+    snprintf(err->code, sizeof(err->code), "%s", REPO_NOT_IMPLEMENTED);
+    return -1;
+}
+
+int
+repo_list_incomplete(struct repo *r, const char *prefix, repo_incomplete_cb cb, void *arg,
+                     struct err *err)
+{
+    if (!r->ops->list_incomplete)
+        return not_implemented(r, "list incomplete writes", err);
+    return r->ops->list_incomplete(r, prefix ? prefix : "", cb, arg, err);
+}
+
+int
+repo_abort_incomplete(struct repo *r, const struct repo_incomplete *w, struct err *err)
+{
+    if (!r->ops->abort_incomplete)
+        return not_implemented(r, "remove incomplete writes", err);
+    if (!w->key || !*w->key)
+        return err_set(err, ERR_USAGE, "an incomplete write without a key");
+    return r->ops->abort_incomplete(r, w, err);
+}
+
+bool
+repo_err_not_implemented(const struct err *err)
+{
+    return strcmp(err->code, REPO_NOT_IMPLEMENTED) == 0;
 }
 
 /* ---- options ---- */

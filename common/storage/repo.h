@@ -122,6 +122,49 @@ int repo_delete(struct repo *r, const char *key, struct err *err);
 int repo_delete_many(struct repo *r, const char *const *keys, size_t n, struct err *err);
 
 /*
+ * Incomplete writes: what a put killed before sink_finish() or sink_free()
+ * leaves behind. file:// keeps a temporary file (a path segment starting
+ * with ".ferry-tmp-", never listed by repo_list; its time is its mtime, the
+ * last write); S3 keeps an unfinished multipart upload (invisible, but
+ * stored and billed until aborted; its time is its Initiated date). A write
+ * in progress is listed too: only the caller can tell it from a leftover,
+ * by its age.
+ */
+struct repo_incomplete {
+    const char *key;       /* file://: the temporary file's path below the root (not a valid key);
+                              S3: the key being uploaded, relative to the repository */
+    const char *upload_id; /* S3 multipart upload ID; NULL for file:// */
+    int64_t started;       /* seconds since the epoch (see above) */
+};
+
+/* Called once per incomplete write, in ascending order of key. Return non-zero to stop early. */
+typedef int (*repo_incomplete_cb)(const struct repo_incomplete *w, void *arg);
+
+/* The error code (struct err.code) of an operation the backend or the server does not have. */
+#define REPO_NOT_IMPLEMENTED "NotImplemented"
+
+/*
+ * Every incomplete write whose key starts with prefix. Fails with
+ * err->code REPO_NOT_IMPLEMENTED (see repo_err_not_implemented) when the
+ * backend has no such operation or the server answers that it does not
+ * implement it (S3 ListMultipartUploads: HTTP 501 NotImplemented, e.g.
+ * s3rver); other failures as repo_list.
+ */
+int repo_list_incomplete(struct repo *r, const char *prefix, repo_incomplete_cb cb, void *arg,
+                         struct err *err);
+
+/*
+ * Remove one incomplete write as listed (file://: delete the temporary
+ * file; S3: AbortMultipartUpload). One already gone is not an error. Never
+ * removes a finished object: on file:// the last path segment must be a
+ * temporary name (ERR_USAGE otherwise); on S3 only the upload is aborted.
+ */
+int repo_abort_incomplete(struct repo *r, const struct repo_incomplete *w, struct err *err);
+
+/* True when err is the REPO_NOT_IMPLEMENTED failure of an optional operation. */
+bool repo_err_not_implemented(const struct err *err);
+
+/*
  * Backend vtable: each backend provides one. Internal to storage/, exposed
  * here so the backends and repo.c share it.
  */
@@ -136,6 +179,10 @@ struct repo_ops {
     int (*delete_one)(struct repo *r, const char *key, struct err *err);
     int (*delete_many)(struct repo *r, const char *const *keys, size_t n, struct err *err);
     void (*close)(struct repo *r);
+    /* optional (NULL: REPO_NOT_IMPLEMENTED): incomplete writes, see repo_list_incomplete */
+    int (*list_incomplete)(struct repo *r, const char *prefix, repo_incomplete_cb cb, void *arg,
+                           struct err *err);
+    int (*abort_incomplete)(struct repo *r, const struct repo_incomplete *w, struct err *err);
 };
 
 struct repo {

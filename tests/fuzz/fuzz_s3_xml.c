@@ -83,6 +83,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct err err;
     struct s3_xml_error e;
     struct s3_xml_list l;
+    struct s3_xml_uploads u;
     struct s3_xml_complete c;
     struct s3_xml_delete_result d;
     char *id = NULL;
@@ -104,6 +105,21 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     s3_xml_list_free(&l);
+
+    rc = s3_xml_parse_uploads(&u, s, size, &err);
+    check_failure(rc, &err);
+    if (rc == 0) {
+        /* an upload is aborted by its age: never one without a key, an ID and a date */
+        for (size_t i = 0; i < u.n_uploads; i++)
+            if (!u.uploads[i].key || !u.uploads[i].key[0] || !u.uploads[i].upload_id ||
+                !u.uploads[i].upload_id[0] || u.uploads[i].initiated <= 0)
+                abort();
+        if (u.truncated && !u.next_key_marker)
+            abort();
+    } else if (u.uploads || u.n_uploads || u.next_key_marker || u.next_upload_id_marker) {
+        abort(); /* a failed parse leaves nothing behind */
+    }
+    s3_xml_uploads_free(&u);
 
     rc = s3_xml_parse_initiate(&id, s, size, &err);
     check_failure(rc, &err);

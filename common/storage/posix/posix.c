@@ -7,7 +7,9 @@
  * REPO_PUT_IF_ABSENT, so two racing writers cannot both win), and the
  * directory is fsynced. A reader sees the whole object or nothing. Freeing
  * an unfinished put removes its temporary file; a crash may leave one,
- * which is harmless (not listed; the names are random).
+ * which is harmless (not listed; the names are random) and which
+ * repo_list_incomplete finds (by walking the tree; its time is its mtime)
+ * for `ferry expire` to remove once it is old.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -558,6 +560,143 @@ posix_delete(struct repo *repo, const char *key, struct err *err)
     return 0;
 }
 
+/* ---- incomplete writes: temporary files left by killed puts ---- */
+
+struct tmp_listing {
+    struct repo_incomplete *w;
+    size_t n, cap;
+};
+
+/* Walk dir (absolute; its keys start with rel) for temporary files under prefix. */
+static int
+walk_tmp(const char *dir, const char *rel, const char *prefix, struct tmp_listing *l,
+         struct err *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int rc = 0;
+
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return 0;
+        return err_sys(err, ERR_IO, "could not open directory \"%s\"", dir);
+    }
+    for (;;) {
+        struct stat st;
+        char *key;
+
+        errno = 0;
+        de = readdir(d);
+        if (!de) {
+            if (errno)
+                rc = err_sys(err, ERR_IO, "could not read directory \"%s\"", dir);
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno == ENOENT)
+                continue; /* renamed into place or removed meanwhile */
+            rc = err_sys(err, ERR_IO, "could not stat \"%s/%s\"", dir, de->d_name);
+            break;
+        }
+        key = xasprintf("%s%s", rel, de->d_name);
+        if (S_ISDIR(st.st_mode) && !starts_with(de->d_name, POSIX_TMP_PREFIX)) {
+            char *sub_rel = xasprintf("%s/", key);
+
+            if (starts_with(sub_rel, prefix) || starts_with(prefix, sub_rel)) {
+                char *sub = xasprintf("%s/%s", dir, de->d_name);
+
+                rc = walk_tmp(sub, sub_rel, prefix, l, err);
+                free(sub);
+            }
+            free(sub_rel);
+            free(key);
+            if (rc < 0)
+                break;
+        } else if (S_ISREG(st.st_mode) && starts_with(de->d_name, POSIX_TMP_PREFIX) &&
+                   starts_with(key, prefix)) {
+            if (l->n == l->cap) {
+                l->cap = l->cap ? 2 * l->cap : 16;
+                l->w = xrealloc(l->w, l->cap * sizeof(*l->w));
+            }
+            l->w[l->n++] = (struct repo_incomplete){key, NULL, (int64_t)st.st_mtime};
+        } else {
+            free(key);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+static int
+incomplete_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct repo_incomplete *)a)->key,
+                  ((const struct repo_incomplete *)b)->key);
+}
+
+static int
+posix_list_incomplete(struct repo *repo, const char *prefix, repo_incomplete_cb cb, void *arg,
+                      struct err *err)
+{
+    struct posix_repo *r = (struct posix_repo *)repo;
+    struct tmp_listing l = {NULL, 0, 0};
+    const char *last = strrchr(prefix, '/');
+    char *rel, *dir;
+    int rc = -1;
+
+    if (check_prefix(prefix, err) < 0)
+        return -1;
+    rel = xstrndup(prefix, last ? (size_t)(last - prefix + 1) : 0);
+    dir =
+        *rel ? xasprintf("%s/%.*s", r->root, (int)strlen(rel) - 1, rel) : xasprintf("%s/", r->root);
+    if (walk_tmp(dir, rel, prefix, &l, err) < 0)
+        goto out;
+    if (l.n > 1)
+        qsort(l.w, l.n, sizeof(*l.w), incomplete_cmp);
+    for (size_t i = 0; i < l.n; i++)
+        if (cb(&l.w[i], arg))
+            break;
+    rc = 0;
+out:
+    for (size_t i = 0; i < l.n; i++)
+        free((char *)l.w[i].key);
+    free(l.w);
+    free(rel);
+    free(dir);
+    return rc;
+}
+
+static int
+posix_abort_incomplete(struct repo *repo, const struct repo_incomplete *w, struct err *err)
+{
+    struct posix_repo *r = (struct posix_repo *)repo;
+    const char *base = strrchr(w->key, '/');
+    char *path;
+    char *slash;
+
+    base = base ? base + 1 : w->key;
+    if (w->key[0] == '/' || strstr(w->key, "/../") || strncmp(w->key, "../", 3) == 0 ||
+        !starts_with(base, POSIX_TMP_PREFIX) || strlen(base) == strlen(POSIX_TMP_PREFIX))
+        return err_set(err, ERR_USAGE, "\"%s\" is not a temporary file of an incomplete write",
+                       w->key);
+    path = key_path(r, w->key);
+    if (unlink(path) < 0 && errno != ENOENT) {
+        err_sys(err, ERR_IO, "could not delete \"%s\"", path);
+        free(path);
+        return -1;
+    }
+    /* as posix_delete: remove directories that are now empty, up to the root */
+    while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > strlen(r->root)) {
+        *slash = '\0';
+        if (rmdir(path) < 0)
+            break;
+    }
+    free(path);
+    return 0;
+}
+
 static void
 posix_close(struct repo *repo)
 {
@@ -576,6 +715,8 @@ static const struct repo_ops posix_ops = {
     .delete_one = posix_delete,
     .delete_many = NULL,
     .close = posix_close,
+    .list_incomplete = posix_list_incomplete,
+    .abort_incomplete = posix_abort_incomplete,
 };
 
 int

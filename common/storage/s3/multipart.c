@@ -188,26 +188,38 @@ is_our_object(struct put_sink *ps, const char *want_etag)
     return strcmp(st.etag, want_etag) == 0;
 }
 
+int
+s3_abort_upload(struct s3 *s3, const char *key, const char *upload_id, struct err *err)
+{
+    struct s3_call c;
+    struct buf q = BUF_INIT;
+    int rc;
+
+    s3_call_init(&c, s3, "DELETE", key, "abort the upload of \"%s\"", key);
+    buf_puts(&q, "uploadId=");
+    sign_uri_encode(&q, upload_id, strlen(upload_id), false);
+    c.query = buf_detach(&q);
+    rc = s3_call_run(&c, err);
+    if (rc < 0 && (strcmp(err->code, "NoSuchUpload") == 0 ||
+                   (err->kind == ERR_NOT_FOUND && strcmp(err->code, "NoSuchBucket") != 0)))
+        rc = 0; /* already aborted or completed */
+    s3_call_free(&c);
+    return rc;
+}
+
 static void
 abort_upload(struct put_sink *ps)
 {
-    struct s3_call c;
     struct err e;
-    struct buf q = BUF_INIT;
 
     if (!ps->upload_id)
         return;
     for (size_t i = 0; i < ps->n_flight; i++)
         s3_call_cancel(&ps->flight[i]->call);
-    s3_call_init(&c, ps->s3, "DELETE", ps->key, "abort the upload of \"%s\"", ps->key);
-    buf_puts(&q, "uploadId=");
-    sign_uri_encode(&q, ps->upload_id, strlen(ps->upload_id), false);
-    c.query = buf_detach(&q);
-    if (s3_call_run(&c, &e) < 0 && !(e.kind == ERR_NOT_FOUND))
+    if (s3_abort_upload(ps->s3, ps->key, ps->upload_id, &e) < 0)
         log_debug("%s", e.msg);
     else
         log_debug("aborted the multipart upload of \"%s\"", ps->key);
-    s3_call_free(&c);
     free(ps->upload_id);
     ps->upload_id = NULL;
 }

@@ -4,7 +4,9 @@
  * request engine (signing every attempt, retries with backoff, mapping S3
  * answers to struct err) and the operations GetObject (streamed, resumed
  * with Range + If-Match after a drop), HeadObject, ListObjectsV2,
- * DeleteObject and DeleteObjects. Uploads live in multipart.c.
+ * DeleteObject and DeleteObjects, and ListMultipartUploads for the
+ * unfinished uploads killed writers leave. Uploads (and their abort) live in
+ * multipart.c.
  *
  * Environment knobs (beside the repo_opts): FERRY_S3_CONDITIONAL_PUT =
  * auto | server | check (see s3_internal.h); FERRY_S3_RETRY_BASE_MS, the
@@ -430,7 +432,9 @@ map_s3_error(struct s3_call *c, const char *what, const char *rel_key, long stat
     } else {
         err_set(err, ERR_REMOTE, "could not %s: HTTP %ld", what, status);
     }
-    err->retryable = status >= 500 || status == 429 || code_is_retryable(code);
+    /* 501 Not Implemented is an answer, not a transient failure */
+    err->retryable = (status >= 500 && status != 501 && !code_is(code, "NotImplemented")) ||
+                     status == 429 || code_is_retryable(code);
     if (err->kind == ERR_AUTH || err->kind == ERR_NOT_FOUND || err->kind == ERR_EXISTS)
         err->retryable = false;
     err->http_status = (int)status;
@@ -1069,6 +1073,108 @@ s3_delete_many(struct repo *r, const char *const *keys, size_t n, struct err *er
     return rc;
 }
 
+/* ---- incomplete writes: unfinished multipart uploads ---------------------------------- */
+
+#define UPLOADS_PAGE 1000
+
+static int
+s3_list_incomplete(struct repo *r, const char *prefix, repo_incomplete_cb cb, void *arg,
+                   struct err *err)
+{
+    struct s3 *s3 = (struct s3 *)r;
+    char *full = s3_full_key(s3, prefix);
+    size_t plen = strlen(s3->prefix);
+    char *key_marker = NULL;
+    char *id_marker = NULL;
+    bool stop = false;
+    int rc = -1;
+
+    for (;;) {
+        struct s3_call c;
+        struct buf q = BUF_INIT;
+        struct s3_xml_uploads page;
+        char max[16];
+
+        /* parameters in sorted order (the canonical query must be sorted) */
+        if (key_marker)
+            query_param(&q, "key-marker", key_marker);
+        snprintf(max, sizeof(max), "%d", UPLOADS_PAGE);
+        query_param(&q, "max-uploads", max);
+        query_param(&q, "prefix", full);
+        if (key_marker && id_marker)
+            query_param(&q, "upload-id-marker", id_marker);
+        query_param(&q, "uploads", "");
+        s3_call_init(&c, s3, "GET", NULL, "list the unfinished uploads under \"%s\"", prefix);
+        c.query = buf_detach(&q);
+        c.max_body = 64 * 1024 * 1024;
+        if (s3_call_run(&c, err) < 0) {
+            int status = err->http_status;
+
+            if (status == 501 || strcmp(err->code, "NotImplemented") == 0) {
+                err_set(err, ERR_REMOTE,
+                        "\"%s\" does not implement ListMultipartUploads (HTTP %d): unfinished "
+                        "uploads cannot be listed",
+                        s3->endpoint, status);
+                snprintf(err->code, sizeof(err->code), "%s", REPO_NOT_IMPLEMENTED);
+                err->http_status = status;
+            }
+            s3_call_free(&c);
+            goto out;
+        }
+        if (s3_xml_parse_uploads(&page, c.req->body.data, c.req->body.len, err) < 0) {
+            err_prefix(err, "could not list the unfinished uploads under \"%s\"", prefix);
+            s3_call_free(&c);
+            goto out;
+        }
+        s3_call_free(&c);
+        for (size_t i = 0; i < page.n_uploads && !stop; i++) {
+            const struct s3_xml_upload *u = &page.uploads[i];
+            struct repo_incomplete w;
+
+            if (strncmp(u->key, full, strlen(full)) != 0) {
+                err_set(err, ERR_REMOTE, "S3 upload listing returned \"%s\" outside prefix \"%s\"",
+                        u->key, full);
+                s3_xml_uploads_free(&page);
+                goto out;
+            }
+            w = (struct repo_incomplete){u->key + plen, u->upload_id, u->initiated};
+            if (cb(&w, arg) != 0)
+                stop = true;
+        }
+        if (stop || !page.truncated) {
+            s3_xml_uploads_free(&page);
+            break;
+        }
+        /* the markers must move on, or a faulty server would keep us here */
+        if (key_marker && strcmp(key_marker, page.next_key_marker) == 0 &&
+            (!page.next_upload_id_marker ||
+             (id_marker && strcmp(id_marker, page.next_upload_id_marker) == 0))) {
+            err_set(err, ERR_REMOTE, "invalid S3 upload listing: the page markers do not advance");
+            s3_xml_uploads_free(&page);
+            goto out;
+        }
+        free(key_marker);
+        free(id_marker);
+        key_marker = xstrdup(page.next_key_marker);
+        id_marker = page.next_upload_id_marker ? xstrdup(page.next_upload_id_marker) : NULL;
+        s3_xml_uploads_free(&page);
+    }
+    rc = 0;
+out:
+    free(key_marker);
+    free(id_marker);
+    free(full);
+    return rc;
+}
+
+static int
+s3_abort_incomplete(struct repo *r, const struct repo_incomplete *w, struct err *err)
+{
+    if (!w->upload_id || !*w->upload_id)
+        return err_set(err, ERR_USAGE, "no upload ID for the unfinished upload of \"%s\"", w->key);
+    return s3_abort_upload((struct s3 *)r, w->key, w->upload_id, err);
+}
+
 static const char *
 dup_opt(const char *s)
 {
@@ -1121,6 +1227,8 @@ static const struct repo_ops s3_ops = {
     .delete_one = s3_delete_one,
     .delete_many = s3_delete_many,
     .close = s3_close,
+    .list_incomplete = s3_list_incomplete,
+    .abort_incomplete = s3_abort_incomplete,
 };
 
 /* ---- opening ---------------------------------------------------------------------------- */

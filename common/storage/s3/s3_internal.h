@@ -156,4 +156,10 @@ void s3_call_sse_headers(struct s3_call *c);
 /* The upload sink (multipart.c). */
 struct sink *s3_put_sink_new(struct repo *r, const char *key, unsigned flags);
 
+/*
+ * AbortMultipartUpload of upload_id under key (relative to the repository).
+ * An upload already gone (404 NoSuchUpload) is not an error.
+ */
+int s3_abort_upload(struct s3 *s3, const char *key, const char *upload_id, struct err *err);
+
 #endif

@@ -320,6 +320,101 @@ s3_xml_list_free(struct s3_xml_list *l)
     memset(l, 0, sizeof(*l));
 }
 
+static int
+uploads_upload(struct s3_xml_uploads *out, xmlNodePtr n, size_t *cap, struct err *err)
+{
+    struct s3_xml_upload *u;
+    char *t;
+
+    if (out->n_uploads == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        out->uploads = xrealloc(out->uploads, *cap * sizeof(*out->uploads));
+    }
+    u = &out->uploads[out->n_uploads];
+    memset(u, 0, sizeof(*u));
+    u->key = child_text(n, "Key");
+    if (!u->key || !*u->key) {
+        free(u->key);
+        return err_set(err, ERR_REMOTE, "invalid S3 upload listing: <Upload> without <Key>");
+    }
+    out->n_uploads++;
+    u->upload_id = child_text(n, "UploadId");
+    if (!u->upload_id || !*u->upload_id)
+        return err_set(err, ERR_REMOTE, "invalid S3 upload listing: no <UploadId> for \"%s\"",
+                       u->key);
+    t = child_text(n, "Initiated");
+    u->initiated = t ? parse_iso8601(t) : 0;
+    if (!t || u->initiated <= 0) {
+        free(t);
+        return err_set(err, ERR_REMOTE, "invalid S3 upload listing: bad <Initiated> for \"%s\"",
+                       u->key);
+    }
+    free(t);
+    return 0;
+}
+
+/* Text of the named child, NULL when missing or empty. */
+static char *
+child_text_nonempty(xmlNodePtr parent, const char *name)
+{
+    char *s = child_text(parent, name);
+
+    if (s && !*s) {
+        free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+int
+s3_xml_parse_uploads(struct s3_xml_uploads *out, const char *data, size_t len, struct err *err)
+{
+    xmlDocPtr doc;
+    xmlNodePtr top;
+    size_t cap = 0;
+    int rc = -1;
+    char *s;
+
+    memset(out, 0, sizeof(*out));
+    if (xml_read(&doc, data, len, "ListMultipartUploadsResult", err) < 0)
+        return -1;
+    top = xmlDocGetRootElement(doc);
+    for (xmlNodePtr n = top->children; n; n = n->next)
+        if (is_elem(n, "Upload") && uploads_upload(out, n, &cap, err) < 0)
+            goto out;
+    s = child_text(top, "IsTruncated");
+    out->truncated = s && strcmp(s, "true") == 0;
+    free(s);
+    out->next_key_marker = child_text_nonempty(top, "NextKeyMarker");
+    out->next_upload_id_marker = child_text_nonempty(top, "NextUploadIdMarker");
+    if (out->truncated && !out->next_key_marker) {
+        err_set(err, ERR_REMOTE,
+                "invalid S3 upload listing: truncated page without <NextKeyMarker>");
+        goto out;
+    }
+    rc = 0;
+out:
+    xmlFreeDoc(doc);
+    if (rc < 0)
+        s3_xml_uploads_free(out);
+    return rc;
+}
+
+void
+s3_xml_uploads_free(struct s3_xml_uploads *u)
+{
+    if (!u)
+        return;
+    for (size_t i = 0; i < u->n_uploads; i++) {
+        free(u->uploads[i].key);
+        free(u->uploads[i].upload_id);
+    }
+    free(u->uploads);
+    free(u->next_key_marker);
+    free(u->next_upload_id_marker);
+    memset(u, 0, sizeof(*u));
+}
+
 int
 s3_xml_parse_initiate(char **upload_id, const char *data, size_t len, struct err *err)
 {

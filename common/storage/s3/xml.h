@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The S3 XML documents ferry reads and writes: Error, ListBucketResult (V2),
- * InitiateMultipartUploadResult, CompleteMultipartUploadResult (or an Error
- * inside a 200 answer), DeleteResult; and the CompleteMultipartUpload and
- * Delete request bodies. Pure functions, no I/O (libxml2, no entity
- * expansion, no network). Elements are matched by local name, so documents
- * with or without the S3 namespace parse alike. Private to storage/s3/.
+ * ListMultipartUploadsResult, InitiateMultipartUploadResult, CompleteMultipartUploadResult (or an
+ * Error inside a 200 answer), DeleteResult; and the CompleteMultipartUpload and Delete request
+ * bodies. Pure functions, no I/O (libxml2, no entity expansion, no network). Elements are matched
+ * by local name, so documents with or without the S3 namespace parse alike. Private to storage/s3/.
  */
 #ifndef STORAGE_S3_XML_H
 #define STORAGE_S3_XML_H
@@ -55,6 +54,30 @@ struct s3_xml_list {
  */
 int s3_xml_parse_list(struct s3_xml_list *out, const char *data, size_t len, struct err *err);
 void s3_xml_list_free(struct s3_xml_list *l);
+
+struct s3_xml_upload {
+    char *key;         /* full key as stored (repository prefix included) */
+    char *upload_id;   /* UploadId */
+    int64_t initiated; /* seconds since the epoch, from Initiated */
+};
+
+/* One page of ListMultipartUploads (uploads in document order). */
+struct s3_xml_uploads {
+    struct s3_xml_upload *uploads;
+    size_t n_uploads;
+    bool truncated;              /* IsTruncated */
+    char *next_key_marker;       /* NextKeyMarker or NULL */
+    char *next_upload_id_marker; /* NextUploadIdMarker or NULL */
+};
+
+/*
+ * Parse <ListMultipartUploadsResult>. An <Upload> without Key or UploadId,
+ * or whose Initiated date is missing or unreadable (its age decides whether
+ * it may be aborted), and a truncated page without NextKeyMarker: -1 with
+ * ERR_REMOTE.
+ */
+int s3_xml_parse_uploads(struct s3_xml_uploads *out, const char *data, size_t len, struct err *err);
+void s3_xml_uploads_free(struct s3_xml_uploads *u);
 
 /* <InitiateMultipartUploadResult><UploadId>: *upload_id is malloc'd. */
 int s3_xml_parse_initiate(char **upload_id, const char *data, size_t len, struct err *err);

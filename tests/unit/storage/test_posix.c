@@ -212,6 +212,114 @@ test_posix_unfinished_put_is_invisible(void)
     wipe_root();
 }
 
+struct incomplete_seen {
+    struct buf keys; /* "key@mtime,..." */
+    char first[256];
+};
+
+static int
+incomplete_cb(const struct repo_incomplete *w, void *arg)
+{
+    struct incomplete_seen *c = arg;
+
+    CHECK(w->upload_id == NULL);
+    if (!c->keys.len)
+        snprintf(c->first, sizeof(c->first), "%s", w->key);
+    buf_printf(&c->keys, "%s%s@%lld", c->keys.len ? "," : "", w->key, (long long)w->started);
+    return 0;
+}
+
+/* The temporary files a killed put leaves: listed (sorted, with their mtime), removed. */
+static void
+test_posix_incomplete_writes(void)
+{
+    struct repo *r = open_repo();
+    struct incomplete_seen c = {BUF_INIT, ""};
+    struct repo_incomplete w;
+    struct err err;
+    struct sink *s;
+    struct stat st;
+    struct repo_stat rst;
+    char *p, *want, *keys, *busy;
+    const struct timespec old[2] = {{1000000000, 0}, {1000000000, 0}};
+
+    if (!r)
+        return;
+    err_clear(&err);
+    CHECK_OK(repo_put_buf(r, "pg/a/done", "x", 1, 0, &err), &err);
+    /* two puts in progress (their sinks are never finished: "killed") */
+    s = repo_put_sink_new(r, "pg/b/c/k", 0);
+    CHECK_OK(sink_write(s, "partial", 7, &err), &err);
+    /* a leftover whose writer is long gone, in a directory of its own */
+    p = xasprintf("%s/pg/z", root);
+    CHECK(mkdir(p, 0750) == 0);
+    free(p);
+    p = xasprintf("%s/pg/z/%s0123456789abcdef", root, POSIX_TMP_PREFIX);
+    CHECK(close(open(p, O_WRONLY | O_CREAT | O_EXCL, 0640)) == 0);
+    CHECK(utimensat(AT_FDCWD, p, old, 0) == 0);
+    free(p);
+    /* outside the prefix */
+    p = xasprintf("%s/%s0000000000000000", root, POSIX_TMP_PREFIX);
+    CHECK(close(open(p, O_WRONLY | O_CREAT | O_EXCL, 0640)) == 0);
+    free(p);
+
+    CHECK_OK(repo_list_incomplete(r, "pg/", incomplete_cb, &c, &err), &err);
+    CHECK(strncmp(c.first, "pg/b/c/" POSIX_TMP_PREFIX, strlen("pg/b/c/" POSIX_TMP_PREFIX)) == 0);
+    p = xasprintf("%s/%s", root, c.first);
+    CHECK(stat(p, &st) == 0);
+    free(p);
+    busy = xstrdup(c.first);
+    want = xasprintf("%s@%lld,pg/z/%s0123456789abcdef@1000000000", c.first, (long long)st.st_mtime,
+                     POSIX_TMP_PREFIX);
+    CHECK_STR(buf_str(&c.keys), want);
+    free(want);
+    /* repo_list still shows none of them */
+    keys = list(r, "", NULL, 0);
+    CHECK_STR(keys, "pg/a/done");
+    free(keys);
+
+    /* a prefix inside a directory name, and one matching nothing */
+    buf_reset(&c.keys);
+    CHECK_OK(repo_list_incomplete(r, "pg/z", incomplete_cb, &c, &err), &err);
+    want = xasprintf("pg/z/%s0123456789abcdef@1000000000", POSIX_TMP_PREFIX);
+    CHECK_STR(buf_str(&c.keys), want);
+    free(want);
+    buf_reset(&c.keys);
+    CHECK_OK(repo_list_incomplete(r, "nothing/", incomplete_cb, &c, &err), &err);
+    CHECK_STR(buf_str(&c.keys), "");
+
+    /* removal: the old one goes with its emptied directory; a real object is refused */
+    w = (struct repo_incomplete){NULL, NULL, 0};
+    p = xasprintf("pg/z/%s0123456789abcdef", POSIX_TMP_PREFIX);
+    w.key = p;
+    CHECK_OK(repo_abort_incomplete(r, &w, &err), &err);
+    CHECK_OK(repo_abort_incomplete(r, &w, &err), &err); /* already gone */
+    free(p);
+    p = xasprintf("%s/pg/z", root);
+    CHECK(access(p, F_OK) < 0 && errno == ENOENT);
+    free(p);
+    w.key = "pg/a/done";
+    CHECK_FAIL(repo_abort_incomplete(r, &w, &err), &err, ERR_USAGE,
+               "\"pg/a/done\" is not a temporary file of an incomplete write");
+    w.key = "pg/../" POSIX_TMP_PREFIX "0000000000000000";
+    CHECK_FAIL(repo_abort_incomplete(r, &w, &err), &err, ERR_USAGE,
+               "\"pg/../" POSIX_TMP_PREFIX
+               "0000000000000000\" is not a temporary file of an incomplete write");
+    CHECK_INT(count_files(root, NULL), 3);
+
+    /* the writer in progress, once removed, fails at finish: never a half object */
+    w.key = busy;
+    CHECK_OK(repo_abort_incomplete(r, &w, &err), &err);
+    free(busy);
+    CHECK(sink_finish(s, &err) < 0);
+    sink_free(s);
+    CHECK_FAIL(repo_stat(r, "pg/b/c/k", &rst, &err), &err, ERR_NOT_FOUND,
+               "object \"pg/b/c/k\" not found");
+    buf_free(&c.keys);
+    repo_close(r);
+    wipe_root();
+}
+
 static void
 test_posix_if_absent_two_sinks(void)
 {
@@ -896,6 +1004,7 @@ main(void)
         return 1;
     RUN(test_posix_round_trip);
     RUN(test_posix_unfinished_put_is_invisible);
+    RUN(test_posix_incomplete_writes);
     RUN(test_posix_if_absent_two_sinks);
     RUN(test_posix_if_absent_race);
     RUN(test_posix_list_order_and_delimiter);

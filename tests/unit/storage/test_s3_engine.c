@@ -996,6 +996,109 @@ test_list_pages(void)
 }
 
 static bool
+h_uploads(struct fake *f, int fd, const struct fake_req *rq, int n)
+{
+    if (strcmp(rq->method, "DELETE") == 0) {
+        if (strstr(rq->target, "uploadId=gone"))
+            respond(fd, 404, NULL,
+                    "<Error><Code>NoSuchUpload</Code><Message>The specified upload does not "
+                    "exist.</Message></Error>");
+        else
+            respond(fd, 204, NULL, NULL);
+    } else if (f->state == 501) {
+        respond(fd, 501, NULL,
+                "<Error><Code>NotImplemented</Code><Message>A parameter you provided implies "
+                "functionality that is not implemented</Message></Error>");
+    } else if (!strstr(rq->target, "key-marker=")) {
+        respond(fd, 200, NULL,
+                "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                "<NextKeyMarker>pre/pg/b</NextKeyMarker>"
+                "<NextUploadIdMarker>2~x/y+z</NextUploadIdMarker>"
+                "<Upload><Key>pre/pg/a</Key><UploadId>1</UploadId>"
+                "<Initiated>2026-01-02T03:04:05.000Z</Initiated></Upload>"
+                "<Upload><Key>pre/pg/b</Key><UploadId>2~x/y+z</UploadId>"
+                "<Initiated>2026-01-02T03:04:06.000Z</Initiated></Upload>"
+                "</ListMultipartUploadsResult>");
+    } else if (f->state == 1) {
+        /* a faulty server: the same markers again */
+        respond(fd, 200, NULL,
+                "<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                "<NextKeyMarker>pre/pg/b</NextKeyMarker>"
+                "<NextUploadIdMarker>2~x/y+z</NextUploadIdMarker>"
+                "</ListMultipartUploadsResult>");
+    } else {
+        respond(fd, 200, NULL,
+                "<ListMultipartUploadsResult><IsTruncated>false</IsTruncated>"
+                "<Upload><Key>pre/pg/b</Key><UploadId>3</UploadId>"
+                "<Initiated>2026-01-02T03:04:07Z</Initiated></Upload>"
+                "</ListMultipartUploadsResult>");
+    }
+    return true;
+}
+
+static int
+uploads_collect(const struct repo_incomplete *w, void *arg)
+{
+    buf_printf(arg, "%s:%s:%lld,", w->key, w->upload_id, (long long)w->started);
+    return 0;
+}
+
+/* ListMultipartUploads paged by key-marker and upload-id-marker; abort; a server without it */
+static void
+test_incomplete_uploads(void)
+{
+    struct fake f;
+    struct err err;
+    struct repo *r;
+    struct buf out = BUF_INIT;
+    struct repo_incomplete w = {"pg/a", "1", 0};
+    char want[256];
+
+    fake_start(&f, h_uploads);
+    r = open_repo(&f, 3, 1, &err);
+    CHECK_OK(repo_list_incomplete(r, "pg/", uploads_collect, &out, &err), &err);
+    CHECK_STR(buf_str(&out), "pg/a:1:1767323045,pg/b:2~x/y+z:1767323046,pg/b:3:1767323047,");
+    CHECK_INT(f.n, 2);
+    CHECK_STR(f.log[0].target, "/bkt?max-uploads=1000&prefix=pre%2Fpg%2F&uploads=");
+    CHECK_STR(f.log[1].target, "/bkt?key-marker=pre%2Fpg%2Fb&max-uploads=1000&prefix=pre%2Fpg%2F&"
+                               "upload-id-marker=2~x%2Fy%2Bz&uploads=");
+
+    /* abort: DELETE with the upload ID; one already gone is fine */
+    fake_reset(&f);
+    CHECK_OK(repo_abort_incomplete(r, &w, &err), &err);
+    CHECK_INT(f.n, 1);
+    CHECK_STR(f.log[0].method, "DELETE");
+    CHECK_STR(f.log[0].target, "/bkt/pre/pg/a?uploadId=1");
+    w.upload_id = "gone";
+    CHECK_OK(repo_abort_incomplete(r, &w, &err), &err);
+    w.upload_id = NULL;
+    CHECK_FAIL(repo_abort_incomplete(r, &w, &err), &err, ERR_USAGE,
+               "no upload ID for the unfinished upload of \"pg/a\"");
+
+    /* markers that do not move: an error, not a loop */
+    fake_reset(&f);
+    f.state = 1;
+    buf_reset(&out);
+    CHECK_FAIL(repo_list_incomplete(r, "pg/", uploads_collect, &out, &err), &err, ERR_REMOTE,
+               "invalid S3 upload listing: the page markers do not advance");
+    CHECK_INT(f.n, 2);
+
+    /* 501 NotImplemented (s3rver): not retried, and marked as such */
+    fake_reset(&f);
+    f.state = 501;
+    snprintf(want, sizeof(want),
+             "\"%s\" does not implement ListMultipartUploads (HTTP 501): unfinished uploads "
+             "cannot be listed",
+             f.endpoint);
+    CHECK_FAIL(repo_list_incomplete(r, "pg/", uploads_collect, &out, &err), &err, ERR_REMOTE, want);
+    CHECK(repo_err_not_implemented(&err));
+    CHECK_INT(f.n, 1);
+    buf_free(&out);
+    r->ops->close(r);
+    fake_stop(&f);
+}
+
+static bool
 h_delete_many(struct fake *f, int fd, const struct fake_req *rq, int n)
 {
     respond(fd, 200, NULL,
@@ -1175,6 +1278,7 @@ main(void)
     RUN(test_put_small_and_conditional);
     RUN(test_multipart);
     RUN(test_list_pages);
+    RUN(test_incomplete_uploads);
     RUN(test_delete_many);
     RUN(test_addressing);
     RUN(test_http_batch);

@@ -218,6 +218,138 @@ test_list_bad(void)
                &err, ERR_REMOTE, "invalid S3 listing: <CommonPrefixes> without <Prefix>");
 }
 
+/* AWS's documented example, shortened (namespace, Initiator, Owner kept) */
+static const char uploads_page[] =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+    "<ListMultipartUploadsResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+    "<Bucket>bucket</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+    "<NextKeyMarker>repo/pg/b&amp;c</NextKeyMarker>"
+    "<NextUploadIdMarker>2~YW55IGlkZWE</NextUploadIdMarker><MaxUploads>2</MaxUploads>"
+    "<IsTruncated>true</IsTruncated>"
+    "<Upload><Key>repo/pg/a</Key><UploadId>XMgbGlrZSBlbHZpbmcncyBub3Q</UploadId>"
+    "<Initiator><ID>arn:aws:iam::111122223333:user/x</ID><DisplayName>x</DisplayName></Initiator>"
+    "<Owner><ID>75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a</ID>"
+    "<DisplayName>o</DisplayName></Owner><StorageClass>STANDARD</StorageClass>"
+    "<Initiated>2010-11-10T20:48:33.000Z</Initiated></Upload>"
+    "<Upload><Key>repo/pg/b&amp;c</Key><UploadId>2~YW55IGlkZWE</UploadId>"
+    "<StorageClass>STANDARD</StorageClass><Initiated>2026-01-02T03:04:05Z</Initiated></Upload>"
+    "</ListMultipartUploadsResult>";
+
+static void
+test_uploads_page(void)
+{
+    struct s3_xml_uploads u;
+    struct err err;
+
+    CHECK_OK(s3_xml_parse_uploads(&u, uploads_page, sizeof(uploads_page) - 1, &err), &err);
+    CHECK_INT(u.n_uploads, 2);
+    CHECK_STR(u.uploads[0].key, "repo/pg/a");
+    CHECK_STR(u.uploads[0].upload_id, "XMgbGlrZSBlbHZpbmcncyBub3Q");
+    CHECK_INT(u.uploads[0].initiated, 1289422113);
+    CHECK_STR(u.uploads[1].key, "repo/pg/b&c");
+    CHECK_STR(u.uploads[1].upload_id, "2~YW55IGlkZWE");
+    CHECK_INT(u.uploads[1].initiated, 1767323045);
+    CHECK(u.truncated);
+    CHECK_STR(u.next_key_marker, "repo/pg/b&c");
+    CHECK_STR(u.next_upload_id_marker, "2~YW55IGlkZWE");
+    s3_xml_uploads_free(&u);
+
+    /* the last page, and an empty one (RGW leaves the markers empty) */
+    CHECK_OK(s3_xml_parse_uploads(&u,
+                                  S("<ListMultipartUploadsResult><Bucket>b</Bucket>"
+                                    "<NextKeyMarker></NextKeyMarker><NextUploadIdMarker/>"
+                                    "<IsTruncated>false</IsTruncated>"
+                                    "</ListMultipartUploadsResult>"),
+                                  &err),
+             &err);
+    CHECK_INT(u.n_uploads, 0);
+    CHECK(!u.truncated);
+    CHECK(u.next_key_marker == NULL);
+    CHECK(u.next_upload_id_marker == NULL);
+    s3_xml_uploads_free(&u);
+
+    /* a truncated page may lack NextUploadIdMarker: paging goes on by key */
+    CHECK_OK(s3_xml_parse_uploads(&u,
+                                  S("<ListMultipartUploadsResult><IsTruncated>true</IsTruncated>"
+                                    "<NextKeyMarker>k</NextKeyMarker>"
+                                    "</ListMultipartUploadsResult>"),
+                                  &err),
+             &err);
+    CHECK(u.truncated);
+    CHECK_STR(u.next_key_marker, "k");
+    CHECK(u.next_upload_id_marker == NULL);
+    s3_xml_uploads_free(&u);
+}
+
+static void
+test_uploads_bad(void)
+{
+    struct s3_xml_uploads u;
+    struct err err;
+
+    CHECK_FAIL(s3_xml_parse_uploads(&u,
+                                    S("<ListMultipartUploadsResult><IsTruncated>true"
+                                      "</IsTruncated></ListMultipartUploadsResult>"),
+                                    &err),
+               &err, ERR_REMOTE,
+               "invalid S3 upload listing: truncated page without <NextKeyMarker>");
+    CHECK_FAIL(s3_xml_parse_uploads(&u,
+                                    S("<ListMultipartUploadsResult><Upload><UploadId>x</UploadId>"
+                                      "<Initiated>2026-01-02T03:04:05Z</Initiated></Upload>"
+                                      "</ListMultipartUploadsResult>"),
+                                    &err),
+               &err, ERR_REMOTE, "invalid S3 upload listing: <Upload> without <Key>");
+    CHECK_FAIL(s3_xml_parse_uploads(&u,
+                                    S("<ListMultipartUploadsResult><Upload><Key>k</Key>"
+                                      "<Initiated>2026-01-02T03:04:05Z</Initiated></Upload>"
+                                      "</ListMultipartUploadsResult>"),
+                                    &err),
+               &err, ERR_REMOTE, "invalid S3 upload listing: no <UploadId> for \"k\"");
+    /* without a readable date an upload could look old: refused, never aborted */
+    CHECK_FAIL(s3_xml_parse_uploads(&u,
+                                    S("<ListMultipartUploadsResult><Upload><Key>k</Key>"
+                                      "<UploadId>x</UploadId></Upload>"
+                                      "</ListMultipartUploadsResult>"),
+                                    &err),
+               &err, ERR_REMOTE, "invalid S3 upload listing: bad <Initiated> for \"k\"");
+    CHECK_FAIL(s3_xml_parse_uploads(&u,
+                                    S("<ListMultipartUploadsResult><Upload><Key>k</Key>"
+                                      "<UploadId>x</UploadId><Initiated>yesterday</Initiated>"
+                                      "</Upload></ListMultipartUploadsResult>"),
+                                    &err),
+               &err, ERR_REMOTE, "invalid S3 upload listing: bad <Initiated> for \"k\"");
+    CHECK_FAIL(s3_xml_parse_uploads(&u,
+                                    S("<Error><Code>NotImplemented</Code><Message>A parameter "
+                                      "you provided implies functionality that is not "
+                                      "implemented</Message></Error>"),
+                                    &err),
+               &err, ERR_REMOTE,
+               "unexpected XML in S3 response: <Error> where <ListMultipartUploadsResult> was "
+               "expected");
+    CHECK_FAIL(s3_xml_parse_uploads(&u, S("<ListMultipartUploadsResult><Upload>"), &err), &err,
+               ERR_REMOTE, "malformed XML in S3 response at line 1");
+    CHECK(u.n_uploads == 0 && u.uploads == NULL);
+}
+
+/* fed one byte short at every length: never a success with half an upload */
+static void
+test_uploads_every_prefix(void)
+{
+    for (size_t len = 0; len < sizeof(uploads_page) - 1; len++) {
+        struct s3_xml_uploads u;
+        struct err err;
+        char *copy = malloc(len ? len : 1);
+        int rc;
+
+        memcpy(copy, uploads_page, len);
+        rc = s3_xml_parse_uploads(&u, copy, len, &err);
+        CHECK(rc < 0);
+        CHECK(err.kind == ERR_REMOTE);
+        s3_xml_uploads_free(&u);
+        free(copy);
+    }
+}
+
 static void
 test_initiate(void)
 {
@@ -415,6 +547,9 @@ main(void)
     RUN(test_list_page);
     RUN(test_list_last_and_empty);
     RUN(test_list_bad);
+    RUN(test_uploads_page);
+    RUN(test_uploads_bad);
+    RUN(test_uploads_every_prefix);
     RUN(test_initiate);
     RUN(test_complete);
     RUN(test_delete_result);
