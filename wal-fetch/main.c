@@ -118,7 +118,25 @@ struct prefetch {
     unsigned long fetched; /* successes so far */
     bool missing;          /* a file was not in the archive: its end, for now */
     bool quit;
+    struct walname failed[16]; /* damaged or unreadable: left to the calls (newest 16) */
+    size_t n_failed;
 };
+
+/* Failed in this prefetcher before (the lock is held). */
+static bool
+prefetch_failed(const struct prefetch *p, const struct walname *w)
+{
+    size_t n = p->n_failed < 16 ? p->n_failed : 16;
+    char a[WALNAME_MAX], b[WALNAME_MAX];
+
+    walname_format(a, w);
+    for (size_t i = 0; i < n; i++) {
+        walname_format(b, &p->failed[i]);
+        if (strcmp(a, b) == 0)
+            return true;
+    }
+    return false;
+}
 
 static void *
 prefetch_worker(void *arg)
@@ -184,6 +202,8 @@ prefetch_worker(void *arg)
                 close(bfd);
         }
         pthread_mutex_lock(&p->lock);
+        if (todo && !ok && !missing)
+            p->failed[p->n_failed++ % 16] = w; /* not again: the call reports it */
         if (ok)
             p->fetched++;
         if (missing) {
@@ -417,7 +437,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
                 walname_format(name, &w);
                 char *note = xasprintf("%s/%s.sha256", spool, name);
                 char *busy = xasprintf("%s/%s.fetching", spool, name);
-                if (access(note, F_OK) != 0 && !marker_held(busy))
+                if (access(note, F_OK) != 0 && !marker_held(busy) && !prefetch_failed(&p, &w))
                     p.queue[p.qn++] = w;
                 free(note);
                 free(busy);

@@ -168,10 +168,14 @@ expect_eq "$(ls -A "$PGT/fetch" | grep -v '^ferry-prefetch$')" "" "and no tempor
 
 pg_copy "$PGT/qbase" qrec
 QR="$PGD"
-pg_recover "$QR" "$CFG_F"
+CFG_FI="$PGT/file-info.conf" # the same, saying what the prefetcher does
+ferry_cfg "$CFG_FI" "repo = file://$PGT/frepo" "log-level = info"
+pg_recover "$QR" "$CFG_FI"
 pg_start "$QR"
 for _ in $(seq 1 300); do pg_running "$QR" || break; sleep 0.2; done
 expect_eq "$(pg_running "$QR" && echo running || echo stopped)" stopped "recovery meeting the truncated $QBAD stops"
+sleep 3 # the prefetcher outlives the server by up to 10 s: it must not retry $QBAD meanwhile
+expect_le "$(pg_log "$QR" | grep -c "prefetch of \"$QBAD\" failed")" 1 "the prefetcher tried the damaged $QBAD at most once"
 log=$(pg_log "$QR")
 expect_contains "$log" "FATAL:  could not restore file \"$QBAD\" from archive: child process exited with exit code 200" \
     "FATAL: could not restore $QBAD (exit status 200)"
