@@ -1,14 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The data path of ferry-restore: every tar part of a backup is downloaded
- * (its own repository handle, decoded by the object format) into a ring of
- * blocks that two more threads read in place: one computes the object's
- * SHA-256, the other runs libarchive; each entry is checked (format/tar.h),
- * written below its directory without ever following a symlink, and its size
- * and checksum are compared with the backup manifest as it is written.
- * Memory stays bounded: the ring (4 MiB) per part. global/pg_control and
- * tablespace_map are not written: they are verified and handed back so the
- * caller writes them last.
+ * (its own repository handle, decoded and checked by the object format and
+ * its codec) into a ring of blocks that a second thread hands to libarchive
+ * in place; each entry is checked (format/tar.h), written below its
+ * directory without ever following a symlink, and its size and checksum are
+ * compared with the backup manifest as it is written. Memory stays bounded:
+ * the ring (4 MiB) per part. global/pg_control and tablespace_map are not
+ * written: they are verified and handed back so the caller writes them last.
  */
 #ifndef RESTORE_EXTRACT_H
 #define RESTORE_EXTRACT_H
@@ -54,7 +53,7 @@ struct extract_held {
 };
 
 /*
- * Restore every part at once (three threads each). On failure the first error
+ * Restore every part at once (two threads each). On failure the first error
  * is returned (prefixed with the part name) and the other parts are
  * cancelled. Does not check that every manifest file was seen.
  */
