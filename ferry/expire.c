@@ -13,10 +13,14 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "archive/archive.h"
 #include "base/buf.h"
@@ -25,6 +29,7 @@
 #include "cli/cli.h"
 #include "format/walname.h"
 #include "info.h"
+#include "stream/stages.h"
 
 /* keys per repo_delete_many call: S3 DeleteObjects takes at most 1000 */
 #define EXPIRE_BATCH 1000
@@ -108,6 +113,7 @@ expire_kind_name(enum expire_kind k)
 
 enum obj_class {
     C_KEEP = -1, /* cluster record, kept backup's entry or part, unknown catalogue JSON */
+    C_SKIP = -2, /* under pg/locks/: neither kept nor deleted, not counted */
 };
 
 struct group {
@@ -218,6 +224,8 @@ expire_plan_make(struct expire_plan *out, const struct catalog_entry *list, size
         cls[i] = EXPIRE_ORPHAN;
         if (strcmp(key, ARCHIVE_CLUSTER_KEY) == 0) {
             cls[i] = C_KEEP;
+        } else if (strncmp(key, EXPIRE_LOCKS_PREFIX, sizeof(EXPIRE_LOCKS_PREFIX) - 1) == 0) {
+            cls[i] = C_SKIP; /* a lock (ours while we run): never an orphan */
         } else if (strncmp(key, cp, sizeof(cp) - 1) == 0) {
             const char *name = key + sizeof(cp) - 1;
             size_t len = strlen(name);
@@ -294,6 +302,8 @@ expire_plan_make(struct expire_plan *out, const struct catalog_entry *list, size
 
     out->items = xcalloc(n_objs ? n_objs : 1, sizeof(*out->items));
     for (size_t i = 0; i < n_objs; i++) {
+        if (cls[i] == C_SKIP)
+            continue;
         if (cls[i] == C_KEEP) {
             out->n_kept_objects++;
             out->kept_bytes += objs[i].size;
@@ -322,6 +332,321 @@ expire_plan_free(struct expire_plan *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* ---- the lock ------------------------------------------------------------------------------ */
+
+static void
+fmt_utc(char out[32], int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    if (!gmtime_r(&tt, &tm) || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(out, 32, "@%lld", (long long)t);
+}
+
+void
+expire_lock_format(struct buf *out, const struct expire_lock *l)
+{
+    char when[32];
+    json_t *o;
+    char *text;
+
+    fmt_utc(when, l->started);
+    o = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "program", "ferry expire", "host", l->host,
+                  "pid", (json_int_t)l->pid, "started", (json_int_t)l->started, "start_time", when,
+                  "token", l->token);
+    if (!o)
+        abort(); /* only allocation fails: host is printable ASCII (lock_fill) */
+    text = json_dumps(o, JSON_PRESERVE_ORDER | JSON_COMPACT);
+    if (!text)
+        abort();
+    buf_printf(out, "%s\n", text);
+    free(text);
+    json_decref(o);
+}
+
+int
+expire_lock_parse(struct expire_lock *out, const char *text, struct err *err)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text, 0, &jerr);
+    const char *host, *token;
+    json_int_t pid, started;
+    int rc = -1;
+
+    memset(out, 0, sizeof(*out));
+    if (!root)
+        return err_set(err, ERR_CORRUPT, "lock \"%s\" is not valid JSON: %s (line %d)",
+                       EXPIRE_LOCK_KEY, jerr.text, jerr.line);
+    if (json_unpack_ex(root, &jerr, 0, "{s:s, s:I, s:I, s:s}", "host", &host, "pid", &pid,
+                       "started", &started, "token", &token) < 0) {
+        err_set(err, ERR_CORRUPT, "lock \"%s\" lacks a field: %s", EXPIRE_LOCK_KEY, jerr.text);
+        goto out;
+    }
+    if (strlen(host) >= sizeof(out->host) || strlen(token) >= sizeof(out->token) || pid < 0) {
+        err_set(err, ERR_CORRUPT, "lock \"%s\" has an invalid field", EXPIRE_LOCK_KEY);
+        goto out;
+    }
+    snprintf(out->host, sizeof(out->host), "%s", host);
+    snprintf(out->token, sizeof(out->token), "%s", token);
+    out->pid = (long)pid;
+    out->started = (int64_t)started;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+/* "2026-11-25T18:00:00Z (12 min ago)" */
+static void
+fmt_since(char *out, size_t cap, int64_t t, int64_t now)
+{
+    char when[32], ago[48];
+    int64_t age = now - t;
+
+    fmt_utc(when, t);
+    if (age < 0)
+        age = 0; /* the other clock runs ahead of ours */
+    if (age < 120)
+        snprintf(ago, sizeof(ago), "%lld s ago", (long long)age);
+    else if (age < 120 * 60)
+        snprintf(ago, sizeof(ago), "%lld min ago", (long long)(age / 60));
+    else
+        snprintf(ago, sizeof(ago), "%.1f hours ago", (double)age / 3600.0);
+    snprintf(out, cap, "%s (%s)", when, ago);
+}
+
+void
+expire_lock_describe(char *out, size_t cap, const struct expire_lock *l, int64_t now)
+{
+    char since[96];
+
+    fmt_since(since, sizeof(since), l->started, now);
+    snprintf(out, cap, "host \"%s\", pid %ld, since %s", l->host, l->pid, since);
+}
+
+/* This run's lock: host (printable ASCII), pid, start time and a random token. */
+static int
+lock_fill(struct expire_lock *l, struct err *err)
+{
+    unsigned char rnd[16];
+
+    memset(l, 0, sizeof(*l));
+    if (gethostname(l->host, sizeof(l->host) - 1) < 0 || !l->host[0])
+        snprintf(l->host, sizeof(l->host), "?");
+    for (char *p = l->host; *p; p++)
+        if (*p < 0x21 || *p > 0x7e || *p == '"' || *p == '\\')
+            *p = '?';
+    l->pid = (long)getpid();
+    l->started = (int64_t)time(NULL);
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return err_sys(err, ERR_INTERNAL, "could not get random bytes");
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(l->token + 2 * i, 3, "%02x", rnd[i]);
+    return 0;
+}
+
+/*
+ * Read the lock: 0 with *readable and out filled; 0 with !*readable and
+ * *mtime when it exists but cannot be decoded or parsed (why in *why);
+ * -1 with ERR_NOT_FOUND when there is none, or another error.
+ */
+static int
+lock_read(struct cli *c, struct expire_lock *out, bool *readable, int64_t *mtime, char *why,
+          size_t why_cap, struct err *err)
+{
+    struct buf b = BUF_INIT;
+    struct sink *chain = object_decode_sink_new(buf_sink_new(&b, 64 * 1024), c->key, NULL);
+    struct repo_stat st;
+    struct err e2;
+    int rc = -1;
+
+    *readable = false;
+    *mtime = 0;
+    why[0] = '\0';
+    if (repo_get(c->repo, EXPIRE_LOCK_KEY, 0, 0, chain, &e2) == 0 && sink_finish(chain, &e2) == 0 &&
+        expire_lock_parse(out, buf_str(&b), &e2) == 0) {
+        *readable = true;
+        rc = 0;
+        goto out;
+    }
+    if (e2.kind == ERR_NOT_FOUND || (e2.kind != ERR_CORRUPT && e2.kind != ERR_KEY)) {
+        *err = e2; /* gone, or the repository failed: not a verdict on the lock */
+        goto out;
+    }
+    snprintf(why, why_cap, "%s", e2.msg);
+    if (repo_stat(c->repo, EXPIRE_LOCK_KEY, &st, err) < 0)
+        goto out;
+    *mtime = st.mtime;
+    rc = 0;
+out:
+    sink_free(chain);
+    buf_free(&b);
+    return rc;
+}
+
+static int
+lock_put(struct cli *c, const struct expire_lock *mine, struct err *err)
+{
+    struct buf text = BUF_INIT;
+    struct sink *chain = object_encode_sink_new(
+        repo_put_sink_new(c->repo, EXPIRE_LOCK_KEY, REPO_PUT_IF_ABSENT), &c->oopts, NULL);
+    int rc = -1;
+
+    expire_lock_format(&text, mine);
+    if (sink_write(chain, text.data, text.len, err) < 0 || sink_finish(chain, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    sink_free(chain);
+    buf_free(&text);
+    return rc;
+}
+
+/*
+ * Take the lock (conditional create). Held by another run: ERR_EXISTS naming
+ * the holder, unless it is older than timeout_s: then it is deleted with a
+ * warning and taken.
+ */
+static int
+lock_acquire(struct cli *c, const struct expire_lock *mine, int64_t timeout_s, struct err *err)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        struct expire_lock other;
+        bool readable;
+        int64_t mtime, age, now;
+        char why[512], who[720];
+
+        if (lock_put(c, mine, err) == 0)
+            return 0;
+        if (err->kind != ERR_EXISTS) {
+            err_prefix(err, "could not take the lock \"%s\"", EXPIRE_LOCK_KEY);
+            return -1;
+        }
+        if (lock_read(c, &other, &readable, &mtime, why, sizeof(why), err) < 0) {
+            if (err->kind == ERR_NOT_FOUND)
+                continue; /* released meanwhile */
+            err_prefix(err, "could not read the lock \"%s\"", EXPIRE_LOCK_KEY);
+            return -1;
+        }
+        now = (int64_t)time(NULL);
+        if (readable) {
+            expire_lock_describe(who, sizeof(who), &other, now);
+            age = now - other.started;
+        } else {
+            char since[96];
+
+            fmt_since(since, sizeof(since), mtime, now);
+            snprintf(who, sizeof(who), "holder unknown (%s), written %s", why, since);
+            age = now - mtime;
+        }
+        if (age < timeout_s) {
+            return err_set(err, ERR_EXISTS,
+                           "another ferry expire holds the lock \"%s\": %s; it is taken over "
+                           "once older than --lock-timeout (%.4g hours)",
+                           EXPIRE_LOCK_KEY, who, (double)timeout_s / 3600.0);
+        }
+        log_warning("taking over the lock \"%s\", older than --lock-timeout (%.4g hours): %s",
+                    EXPIRE_LOCK_KEY, (double)timeout_s / 3600.0, who);
+        if (repo_delete(c->repo, EXPIRE_LOCK_KEY, err) < 0) {
+            err_prefix(err, "could not take over the lock \"%s\"", EXPIRE_LOCK_KEY);
+            return -1;
+        }
+    }
+    return err_set(err, ERR_EXISTS, "could not take the lock \"%s\": other runs keep taking it",
+                   EXPIRE_LOCK_KEY);
+}
+
+/* Before deleting: the lock must still be ours (a run that took it over goes on instead). */
+static int
+lock_check(struct cli *c, const struct expire_lock *mine, struct err *err)
+{
+    struct expire_lock other;
+    bool readable;
+    int64_t mtime;
+    char why[512], who[720];
+
+    if (lock_read(c, &other, &readable, &mtime, why, sizeof(why), err) < 0) {
+        if (err->kind == ERR_NOT_FOUND)
+            return err_set(err, ERR_EXISTS, "the lock \"%s\" was removed meanwhile: stopping",
+                           EXPIRE_LOCK_KEY);
+        err_prefix(err, "could not read the lock \"%s\"", EXPIRE_LOCK_KEY);
+        return -1;
+    }
+    if (readable && strcmp(other.token, mine->token) == 0)
+        return 0;
+    if (readable)
+        expire_lock_describe(who, sizeof(who), &other, (int64_t)time(NULL));
+    else
+        snprintf(who, sizeof(who), "an unknown holder (%s)", why);
+    return err_set(err, ERR_EXISTS, "the lock \"%s\" was taken over by %s meanwhile: stopping",
+                   EXPIRE_LOCK_KEY, who);
+}
+
+/* Remove the lock if it is still ours. */
+static int
+lock_release(struct cli *c, const struct expire_lock *mine, struct err *err)
+{
+    struct expire_lock other;
+    bool readable;
+    int64_t mtime;
+    char why[512];
+
+    if (lock_read(c, &other, &readable, &mtime, why, sizeof(why), err) < 0) {
+        if (err->kind == ERR_NOT_FOUND)
+            return 0;
+        err_prefix(err, "could not release the lock \"%s\"", EXPIRE_LOCK_KEY);
+        return -1;
+    }
+    if (!readable || strcmp(other.token, mine->token) != 0)
+        return 0; /* another run's now */
+    if (repo_delete(c->repo, EXPIRE_LOCK_KEY, err) < 0) {
+        err_prefix(err, "could not release the lock \"%s\"", EXPIRE_LOCK_KEY);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- signals: SIGINT, SIGTERM and SIGHUP stop the run between two steps ------------------- */
+
+static volatile sig_atomic_t got_signal;
+
+static void
+on_signal(int sig)
+{
+    got_signal = sig;
+}
+
+/* The first signal asks the run to stop (the lock is released); a second one kills. */
+static void
+signals_catch(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    /* SA_RESTART: reads and writes go on; the run stops at the next step (poll and sleeps do
+     * return early) */
+    sa.sa_flags = SA_RESETHAND | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static int
+interrupted(struct err *err)
+{
+    int sig = got_signal;
+
+    if (!sig)
+        return 0;
+    return err_set(err, ERR_IO, "interrupted by %s: stopped before the next step",
+                   sig == SIGINT    ? "SIGINT"
+                   : sig == SIGTERM ? "SIGTERM"
+                                    : "SIGHUP");
+}
+
 /* ---- the command ---------------------------------------------------------------------------- */
 
 #define CMD_ONLY (OPT_NO_ENV | OPT_NO_FILE)
@@ -332,7 +657,10 @@ static const struct opt_def expire_opts[] = {
      "keep every point of the last D days recoverable (fractions allowed: 0.5 = 12 hours)"},
     {"retain-min", 0, OPT_INT, 0, "N", "never keep fewer than N backups (default 1)"},
     {"incomplete-grace", 0, OPT_STRING, 0, "HOURS",
-     "delete incomplete backups whose newest object is older than HOURS (default 24)"},
+     "delete incomplete backups whose newest object is older than HOURS, and incomplete writes "
+     "(temporary files, unfinished uploads) older than HOURS (default 24)"},
+    {"lock-timeout", 0, OPT_STRING, 0, "HOURS",
+     "take over the lock of another run older than HOURS (default 6)"},
     {"dry-run", 'n', OPT_BOOL, CMD_ONLY, NULL, "print what would be deleted; delete nothing"},
     OPT_END,
 };
@@ -346,15 +674,23 @@ static const char usage[] =
     "than --retain-min), WAL below the lowest start segment of the kept backups (on every\n"
     "timeline), history files of timelines no kept backup reaches, incomplete backups (no "
     "catalogue\n"
-    "entry) older than --incomplete-grace, and orphaned objects under pg/. Backups are\n"
-    "ordered by the catalogue's stop times and LSNs, never by object names or dates.\n"
+    "entry) older than --incomplete-grace, orphaned objects under pg/, and what killed\n"
+    "writers left under pg/ (temporary files, unfinished multipart uploads) older than\n"
+    "--incomplete-grace. Backups are ordered by the catalogue's stop times and LSNs, never\n"
+    "by object names or dates.\n"
     "\n"
     "Each deleted key is printed on stdout, one a line, in deletion order: catalogue\n"
     "entries first (the backup is no longer complete), then their parts, incomplete\n"
-    "backups, orphans, WAL, history files; a summary goes to stderr. With --dry-run the\n"
-    "same list is printed and nothing is deleted. Interrupted, a rerun finishes the job.\n"
+    "backups, orphans, WAL, history files, incomplete writes (an unfinished upload as\n"
+    "KEY?uploadId=ID); a summary goes to stderr. With --dry-run the same list is printed\n"
+    "and nothing is deleted. Interrupted, a rerun finishes the job.\n"
     "\n"
-    "Exit status: 0 done, 1 error, 2 usage or configuration error.";
+    "One run at a time: a run holds the lock pg/locks/expire (conditional create) and\n"
+    "removes it at the end, also after an error or SIGINT/SIGTERM; a second run fails\n"
+    "naming the holder, unless the lock is older than --lock-timeout (then it is taken\n"
+    "over with a warning). --dry-run takes no lock.\n"
+    "\n"
+    "Exit status: 0 done, 1 error (also: the lock is held), 2 usage or configuration error.";
 
 /* A non-negative decimal number ("7", "0.5"); ERR_USAGE naming the option. */
 static int
@@ -396,9 +732,56 @@ collect_cb(const struct repo_entry *e, void *arg)
     return 0;
 }
 
+/* Incomplete writes under pg/: those started at or before cutoff go, the others are counted. */
+struct writes {
+    struct repo_incomplete *v; /* key and upload_id owned */
+    size_t n, cap;
+    size_t n_young;
+    int64_t cutoff;
+    bool listed; /* false: the repository cannot list them (warned) */
+};
+
+static int
+writes_cb(const struct repo_incomplete *w, void *arg)
+{
+    struct writes *c = arg;
+
+    if (w->started > c->cutoff) {
+        c->n_young++; /* in progress, or not old enough to tell */
+        return 0;
+    }
+    if (c->n == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->v = xrealloc(c->v, c->cap * sizeof(*c->v));
+    }
+    c->v[c->n++] = (struct repo_incomplete){
+        xstrdup(w->key), w->upload_id ? xstrdup(w->upload_id) : NULL, w->started};
+    return 0;
+}
+
+static void
+writes_free(struct writes *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        free((char *)w->v[i].key);
+        free((char *)w->v[i].upload_id);
+    }
+    free(w->v);
+}
+
+static void
+print_write(const struct repo_incomplete *w)
+{
+    if (w->upload_id)
+        printf("%s?uploadId=%s\n", w->key, w->upload_id);
+    else
+        printf("%s\n", w->key);
+}
+
 static void
 summary(const struct expire_plan *pl, const struct catalog_entry *list, size_t n, const bool *keep,
-        size_t n_kept, uint32_t seg_size, bool dry_run, size_t n_done)
+        size_t n_kept, uint32_t seg_size, bool dry_run, size_t n_done, const struct writes *wr,
+        size_t n_writes_done)
 {
     char b1[32], b2[32], wal[WALNAME_MAX];
     uint64_t total = 0;
@@ -421,12 +804,18 @@ summary(const struct expire_plan *pl, const struct catalog_entry *list, size_t n
     fprintf(stderr,
             "%s %zu of %zu objects (%s): %zu expired backup%s (%zu catalogue entr%s, %zu "
             "parts), %zu objects of incomplete backups, %zu orphans, %zu WAL files, %zu history "
-            "files\n",
+            "files",
             dry_run ? "would delete" : "deleted", dry_run ? pl->n_items : n_done, pl->n_items, b1,
             n_exp, n_exp == 1 ? "" : "s", pl->count[EXPIRE_CATALOG],
             pl->count[EXPIRE_CATALOG] == 1 ? "y" : "ies", pl->count[EXPIRE_PART],
             pl->count[EXPIRE_INCOMPLETE], pl->count[EXPIRE_ORPHAN], pl->count[EXPIRE_WAL],
             pl->count[EXPIRE_HISTORY]);
+    if (wr->listed)
+        fprintf(stderr, "; %s %zu of %zu incomplete write%s\n",
+                dry_run ? "would remove" : "removed", dry_run ? wr->n : n_writes_done, wr->n,
+                wr->n == 1 ? "" : "s");
+    else
+        fprintf(stderr, "; incomplete writes not looked for\n");
     if (n_kept)
         fprintf(stderr, "keeping %zu backup%s (%s to %s)", n_kept, n_kept == 1 ? "" : "s",
                 first_kept, last_kept);
@@ -441,8 +830,12 @@ summary(const struct expire_plan *pl, const struct catalog_entry *list, size_t n
     } else {
         fprintf(stderr, ", all WAL");
     }
-    fprintf(stderr, ", %zu incomplete backup%s in the grace period; %zu objects (%s) stay\n",
-            pl->n_incomplete_kept, pl->n_incomplete_kept == 1 ? "" : "s", pl->n_kept_objects, b2);
+    fprintf(stderr, ", %zu incomplete backup%s in the grace period", pl->n_incomplete_kept,
+            pl->n_incomplete_kept == 1 ? "" : "s");
+    if (wr->listed)
+        fprintf(stderr, ", %zu incomplete write%s in the grace period", wr->n_young,
+                wr->n_young == 1 ? "" : "s");
+    fprintf(stderr, "; %zu objects (%s) stay\n", pl->n_kept_objects, b2);
     free(order);
 }
 
@@ -454,17 +847,21 @@ expire_main(int argc, char **argv)
     struct archive a;
     struct expire_policy pol = {0, false, 0, 1};
     struct catalog_entry *list = NULL;
-    size_t n = 0, n_kept = 0, n_done = 0;
-    bool *keep = NULL, dry_run, found = false;
+    size_t n = 0, n_kept = 0, n_done = 0, n_writes_done = 0;
+    bool *keep = NULL, dry_run, found = false, locked = false;
     struct collect col = {NULL, 0, 0};
+    struct writes wr;
     struct expire_plan plan;
     struct cluster_info ci;
-    double grace_h = 24;
+    struct expire_lock mine;
+    double grace_h = 24, lock_h = 6;
     uint32_t seg_size = 0;
+    int64_t now;
     long v;
     int rc = 1;
 
     memset(&plan, 0, sizeof(plan));
+    memset(&wr, 0, sizeof(wr));
     err_clear(&err);
     if (cli_init(&c, "ferry-expire", usage, expire_opts, argc, argv, &err) < 0) {
         log_init("ferry expire");
@@ -488,7 +885,8 @@ expire_main(int argc, char **argv)
     pol.retain_min = v;
     pol.has_days = opts_get(c.opts, "retain-days") != NULL;
     if (parse_decimal(&pol.retain_days, c.opts, "retain-days", 0, &err) < 0 ||
-        parse_decimal(&grace_h, c.opts, "incomplete-grace", 24, &err) < 0)
+        parse_decimal(&grace_h, c.opts, "incomplete-grace", 24, &err) < 0 ||
+        parse_decimal(&lock_h, c.opts, "lock-timeout", 6, &err) < 0)
         goto out;
     if (!pol.retain_full && !pol.has_days) {
         err_set(&err, ERR_USAGE,
@@ -498,6 +896,17 @@ expire_main(int argc, char **argv)
     if (cli_open_repo(&c, &err) < 0)
         goto out;
     a = (struct archive){c.repo, c.oopts, c.key};
+
+    /* one run at a time: the lock first, so that everything below is planned under it */
+    if (!dry_run) {
+        signals_catch();
+        if (lock_fill(&mine, &err) < 0 ||
+            lock_acquire(&c, &mine, (int64_t)(lock_h * 3600.0), &err) < 0)
+            goto out;
+        locked = true;
+        if (interrupted(&err) < 0)
+            goto out;
+    }
 
     if (catalog_list(&a, &list, &n, &err) < 0)
         goto out;
@@ -516,21 +925,40 @@ expire_main(int argc, char **argv)
      * and in its grace period */
     if (repo_list(c.repo, "pg/", NULL, collect_cb, &col, &err) < 0)
         goto out;
+    now = (int64_t)time(NULL);
+    /* what killed writers left (temporary files, unfinished uploads); a write in progress is
+     * younger than the grace period */
+    wr.cutoff = now - (int64_t)(grace_h * 3600.0);
+    wr.listed = true;
+    if (repo_list_incomplete(c.repo, "pg/", writes_cb, &wr, &err) < 0) {
+        if (!repo_err_not_implemented(&err))
+            goto out;
+        log_warning("%s, so none are removed", err.msg);
+        err_clear(&err);
+        writes_free(&wr);
+        memset(&wr, 0, sizeof(wr));
+    }
+    if (interrupted(&err) < 0)
+        goto out;
     keep = xcalloc(n ? n : 1, sizeof(*keep));
-    n_kept = expire_choose(keep, list, n, &pol, time(NULL));
-    if (expire_plan_make(&plan, list, n, keep, col.v, col.n, seg_size, (int64_t)time(NULL),
+    n_kept = expire_choose(keep, list, n, &pol, (time_t)now);
+    if (expire_plan_make(&plan, list, n, keep, col.v, col.n, seg_size, now,
                          (int64_t)(grace_h * 3600.0), &err) < 0)
         goto out;
 
     if (dry_run) {
         for (size_t i = 0; i < plan.n_items; i++)
             printf("%s\n", plan.items[i].key);
+        for (size_t i = 0; i < wr.n; i++)
+            print_write(&wr.v[i]);
     } else {
         /* kind by kind, batch by batch; a failed batch stops everything after it */
         for (size_t i = 0; i < plan.n_items;) {
             size_t j = i;
             const char **keys;
 
+            if (interrupted(&err) < 0 || lock_check(&c, &mine, &err) < 0)
+                goto out;
             while (j < plan.n_items && j - i < EXPIRE_BATCH &&
                    plan.items[j].kind == plan.items[i].kind)
                 j++;
@@ -553,20 +981,50 @@ expire_main(int argc, char **argv)
             n_done = j;
             i = j;
         }
+        if (wr.n > 0 && (interrupted(&err) < 0 || lock_check(&c, &mine, &err) < 0))
+            goto out;
+        for (size_t i = 0; i < wr.n; i++) {
+            if (interrupted(&err) < 0)
+                goto out;
+            if (repo_abort_incomplete(c.repo, &wr.v[i], &err) < 0) {
+                err_prefix(&err, "could not remove an incomplete write");
+                goto out;
+            }
+            print_write(&wr.v[i]);
+            if (fflush(stdout) != 0) {
+                err_sys(&err, ERR_IO, "could not write to stdout");
+                goto out;
+            }
+            n_writes_done = i + 1;
+        }
     }
     if (fflush(stdout) != 0) {
         err_sys(&err, ERR_IO, "could not write to stdout");
         goto out;
     }
-    summary(&plan, list, n, keep, n_kept, seg_size, dry_run, n_done);
+    if (locked) {
+        locked = false;
+        if (lock_release(&c, &mine, &err) < 0)
+            goto out;
+    }
+    summary(&plan, list, n, keep, n_kept, seg_size, dry_run, n_done, &wr, n_writes_done);
     rc = 0;
 out:
+    if (locked) {
+        struct err lerr;
+
+        /* after an error or a signal: the lock goes too (the first error is the one shown) */
+        err_clear(&lerr);
+        if (lock_release(&c, &mine, &lerr) < 0)
+            log_warning("%s", lerr.msg);
+    }
     if (rc != 0 && err.kind != ERR_NONE) {
         log_err(&err);
         if (err.kind == ERR_USAGE || err.kind == ERR_CONFIG)
             rc = 2;
     }
     expire_plan_free(&plan);
+    writes_free(&wr);
     for (size_t i = 0; i < col.n; i++)
         free((char *)col.v[i].key);
     free(col.v);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "archive/catalog.h"
+#include "base/buf.h"
 #include "base/err.h"
 
 /* argv[0] is "expire"; returns the exit status (0 ok, 1 error, 2 usage). */
@@ -97,5 +98,28 @@ void expire_plan_free(struct expire_plan *p);
 
 /* "catalogue entry", "backup part", ... for messages. */
 const char *expire_kind_name(enum expire_kind k);
+
+/*
+ * The lock one `ferry expire` holds while it deletes (docs/expire.md):
+ * created with REPO_PUT_IF_ABSENT, so of two runs only one gets it, in the
+ * ferry object format like every object; removed at the end. Everything
+ * under EXPIRE_LOCKS_PREFIX is left alone by the plan (never an orphan).
+ */
+#define EXPIRE_LOCKS_PREFIX "pg/locks/"
+#define EXPIRE_LOCK_KEY "pg/locks/expire"
+
+struct expire_lock {
+    char host[256];
+    long pid;
+    int64_t started; /* seconds since the epoch, the holder's clock */
+    char token[33];  /* random hex: tells this run's lock from a later one */
+};
+
+/* The lock's text: one JSON object (appended to out). */
+void expire_lock_format(struct buf *out, const struct expire_lock *l);
+/* Parse expire_lock_format's text; ERR_CORRUPT naming the lock if it is not that. */
+int expire_lock_parse(struct expire_lock *out, const char *text, struct err *err);
+/* "host \"db1\", pid 4242, since 2026-11-25T18:00:00Z (12 min ago)" for messages. */
+void expire_lock_describe(char *out, size_t cap, const struct expire_lock *l, int64_t now);
 
 #endif

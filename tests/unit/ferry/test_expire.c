@@ -397,6 +397,73 @@ test_plan_no_backup(void)
     expire_plan_free(&pl);
 }
 
+/* the lock (pg/locks/...) is neither an orphan nor counted among the objects that stay */
+static void
+test_plan_skips_locks(void)
+{
+    struct expire_plan pl;
+    struct err err;
+    char *got;
+    bool keep[1] = {false};
+    static const struct expire_obj objs[] = {
+        {"pg/junk", 1, NOW},
+        {"pg/locks/expire", 100, NOW - 99999},
+        {"pg/locks/other", 100, NOW - 99999},
+        {"pg/lockstep", 1, NOW},
+    };
+
+    CHECK_OK(expire_plan_make(&pl, NULL, 0, keep, objs, 4, 0, NOW, 3600, &err), &err);
+    got = plan_text(&pl);
+    CHECK_STR(got, "3 pg/junk\n3 pg/lockstep\n");
+    free(got);
+    CHECK_INT(pl.n_kept_objects, 0);
+    CHECK_INT(pl.kept_bytes, 0);
+    expire_plan_free(&pl);
+}
+
+static void
+test_lock_text(void)
+{
+    struct expire_lock l, back;
+    struct buf b = BUF_INIT;
+    struct err err;
+    char d[400];
+
+    memset(&l, 0, sizeof(l));
+    snprintf(l.host, sizeof(l.host), "db-cron-2.example");
+    l.pid = 4242;
+    l.started = NOW;
+    snprintf(l.token, sizeof(l.token), "0123456789abcdef0123456789abcdef");
+    expire_lock_format(&b, &l);
+    CHECK_STR(buf_str(&b), "{\"program\":\"ferry expire\",\"host\":\"db-cron-2.example\","
+                           "\"pid\":4242,\"started\":1764000000,"
+                           "\"start_time\":\"2025-11-24T16:00:00Z\","
+                           "\"token\":\"0123456789abcdef0123456789abcdef\"}\n");
+    CHECK_OK(expire_lock_parse(&back, buf_str(&b), &err), &err);
+    CHECK_STR(back.host, l.host);
+    CHECK_INT(back.pid, 4242);
+    CHECK_INT(back.started, NOW);
+    CHECK_STR(back.token, l.token);
+    buf_free(&b);
+
+    expire_lock_describe(d, sizeof(d), &l, NOW + 65);
+    CHECK_STR(d, "host \"db-cron-2.example\", pid 4242, since 2025-11-24T16:00:00Z (65 s ago)");
+    expire_lock_describe(d, sizeof(d), &l, NOW + 3600);
+    CHECK_STR(d, "host \"db-cron-2.example\", pid 4242, since 2025-11-24T16:00:00Z (60 min ago)");
+    expire_lock_describe(d, sizeof(d), &l, NOW + 7 * 3600 + 1800);
+    CHECK_STR(d,
+              "host \"db-cron-2.example\", pid 4242, since 2025-11-24T16:00:00Z (7.5 hours ago)");
+    expire_lock_describe(d, sizeof(d), &l, NOW - 30); /* the holder's clock runs ahead */
+    CHECK_STR(d, "host \"db-cron-2.example\", pid 4242, since 2025-11-24T16:00:00Z (0 s ago)");
+
+    CHECK_FAIL(expire_lock_parse(&back, "x", &err), &err, ERR_CORRUPT, NULL);
+    CHECK_FAIL(expire_lock_parse(&back, "{\"host\":\"h\",\"pid\":1,\"started\":2}", &err), &err,
+               ERR_CORRUPT, "lock \"pg/locks/expire\" lacks a field: Object item not found: token");
+    CHECK_FAIL(
+        expire_lock_parse(&back, "{\"host\":\"h\",\"pid\":-1,\"started\":2,\"token\":\"t\"}", &err),
+        &err, ERR_CORRUPT, "lock \"pg/locks/expire\" has an invalid field");
+}
+
 /* ferry info's human units (also used by expire's summary) */
 static void
 test_info_formats(void)
@@ -439,6 +506,8 @@ main(void)
     RUN(test_plan);
     RUN(test_plan_history_with_wal_left);
     RUN(test_plan_no_backup);
+    RUN(test_plan_skips_locks);
+    RUN(test_lock_text);
     RUN(test_info_formats);
     return check_done();
 }
