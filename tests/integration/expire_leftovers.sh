@@ -27,15 +27,15 @@ file)
 s3rver)
     use_servers
     URL="s3://$S3RVER_BUCKET/$PFX"
-    EX_OPTS=(--repo "$URL" --s3-endpoint "$S3RVER_ENDPOINT" --s3-region us-east-1
-        --s3-access-key-id "$S3RVER_ACCESS_KEY_ID" --s3-secret-access-key "$S3RVER_SECRET_ACCESS_KEY")
+    export AWS_ACCESS_KEY_ID="$S3RVER_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$S3RVER_SECRET_ACCESS_KEY"
+    EX_OPTS=(--repo "$URL" --s3-endpoint "$S3RVER_ENDPOINT" --s3-region us-east-1)
     on_exit "aws_s3rver s3 rm --recursive --quiet s3://$S3RVER_BUCKET/$PFX/"
     ;;
 rgw)
     use_servers
     URL="s3://$RGW_BUCKET/$PFX"
-    EX_OPTS=(--repo "$URL" --s3-endpoint "$RGW_ENDPOINT" --s3-region us-east-1
-        --s3-access-key-id "$RGW_ACCESS_KEY_ID" --s3-secret-access-key "$RGW_SECRET_ACCESS_KEY")
+    export AWS_ACCESS_KEY_ID="$RGW_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$RGW_SECRET_ACCESS_KEY"
+    EX_OPTS=(--repo "$URL" --s3-endpoint "$RGW_ENDPOINT" --s3-region us-east-1)
     on_exit "aws_rgw s3 rm --recursive --quiet s3://$RGW_BUCKET/$PFX/"
     ;;
 *) bail "mode" "unknown mode $MODE" ;;
