@@ -540,6 +540,8 @@ lock_acquire(struct cli *c, const struct expire_lock *mine, int64_t timeout_s, s
             snprintf(who, sizeof(who), "holder unknown (%s), written %s", why, since);
             age = now - mtime;
         }
+        if (age < 0)
+            age = 0; /* the holder's clock runs ahead of ours */
         if (age < timeout_s) {
             return err_set(err, ERR_EXISTS,
                            "another ferry expire holds the lock \"%s\": %s; it is taken over "
@@ -617,7 +619,8 @@ on_signal(int sig)
     got_signal = sig;
 }
 
-/* The first signal asks the run to stop (the lock is released); a second one kills. */
+/* The first signal asks the run to stop (the lock is released); a second one kills. SIGPIPE is
+ * ignored. */
 static void
 signals_catch(void)
 {
@@ -632,6 +635,11 @@ signals_catch(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    /* a closed stdout (`ferry expire | head`) is a write error, which releases the lock, not a
+     * death that leaves it */
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, NULL);
 }
 
 static int

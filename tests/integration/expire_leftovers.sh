@@ -221,5 +221,15 @@ if [ "$MODE" = file ]; then
     ex --retain-full 1
     expect_ok "a rerun finishes the job"
     expect_eq "$(wc -l <"$OUT")" "$left" "deleting the rest"
+
+    section "stdout closed early (| head -1)"
+    mkdir -p "$R/pg/many" # the rerun removed the directory it emptied
+    for i in $(seq -w 1 2500); do : >"$R/pg/many/orphan-with-a-rather-long-name-$i"; done
+    first=$(timeout 60 "$FERRY" expire "${EX_OPTS[@]}" --retain-full 1 2>"$T/h.err" </dev/null | head -1)
+    hrc=${PIPESTATUS[0]}
+    expect_eq "$first" "pg/many/orphan-with-a-rather-long-name-0001" "head read the first key"
+    expect_eq "$hrc:$(cat "$T/h.err")" "1:ferry expire: error: could not write to stdout: Broken pipe" \
+        "the run fails writing (no death by SIGPIPE): exit 1, one line"
+    expect_file_absent "$R/pg/locks/expire" "and releases the lock"
 fi
 done_testing
