@@ -594,6 +594,10 @@ walk_tmp(const char *dir, const char *rel, const char *prefix, struct tmp_listin
         }
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
+        /* the tree is mostly finished objects: no stat for those (pg/wal holds thousands) */
+        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN &&
+            !starts_with(de->d_name, POSIX_TMP_PREFIX))
+            continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT)
                 continue; /* renamed into place or removed meanwhile */
