@@ -939,7 +939,9 @@ expire_main(int argc, char **argv)
     wr.cutoff = now - (int64_t)(grace_h * 3600.0);
     wr.listed = true;
     if (repo_list_incomplete(c.repo, "pg/", writes_cb, &wr, &err) < 0) {
-        if (!repo_err_not_implemented(&err))
+        /* an optional step: a server without it, or a policy without
+         * s3:ListBucketMultipartUploads (the rest worked with these credentials), warns */
+        if (!repo_err_not_implemented(&err) && err.kind != ERR_AUTH)
             goto out;
         log_warning("%s, so none are removed", err.msg);
         err_clear(&err);

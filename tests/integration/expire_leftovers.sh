@@ -155,6 +155,19 @@ if [ "$MODE" = s3rver ]; then
     expect_contains "$(cat "$ERR")" "0 history files; incomplete writes not looked for" "the summary says so"
     expect_eq "$(wc -l <"$ERR")" 3 "and the two summary lines"
     ferry_run put pg/junk.txt "$T/junk"
+
+    section "access denied to ListMultipartUploads (a bucket policy without it)"
+    start_proxy "$S3RVER_ENDPOINT"
+    proxy_plan '[{"method": "GET", "query": "uploads", "times": -1, "fault": "status", "status": 403, "code": "AccessDenied", "message": "Access Denied"}]'
+    EX_OPTS[3]="$PROXY_URL"
+    ex --retain-full 1
+    expect_ok "the run succeeds"
+    expect_eq "$(cat "$OUT")" "pg/junk.txt" "it deletes the orphan"
+    expect_eq "$(head -1 "$ERR")" "ferry expire: warning: could not list the unfinished uploads under \"pg/\": access denied by \"$PROXY_URL\": AccessDenied, so none are removed" "one warning line"
+    expect_eq "$(wc -l <"$ERR")" 3 "and the two summary lines"
+    expect_eq "$(proxy_count GET '.*' 'uploads')" 1 "the listing was asked once (no retry)"
+    EX_OPTS[3]="$S3RVER_ENDPOINT"
+    ferry_run put pg/junk.txt "$T/junk"
 fi
 
 section "a lock held by another run"
