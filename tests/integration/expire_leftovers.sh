@@ -7,9 +7,11 @@
 #           the run removes them (and the directory they emptied), the fresh one stays until
 #           --incomplete-grace 0. Two runs at once: the second fails naming the first (host,
 #           pid); SIGTERM stops the first before its next batch and releases the lock.
-#   rgw     an unfinished multipart upload started by awscli under pg/ (and one outside pg/):
-#           kept in the grace period, listed as KEY?uploadId=ID and aborted with
-#           --incomplete-grace 0; the one outside pg/ stays.
+#   rgw     unfinished multipart uploads under pg/, one started by awscli, one left by a
+#           ferry repo put killed after its first part (and one outside pg/): kept in the grace
+#           period, listed as KEY?uploadId=ID and aborted with --incomplete-grace 0; the one
+#           outside pg/ stays.
+#   s3rver  also: AccessDenied to the listing (fault proxy) is a warning too.
 #   s3rver  ListMultipartUploads answers 501 NotImplemented: one warning line, exit 0.
 # Every backend: a lock held by another run (exit 1, one line naming its host and pid, nothing
 # deleted; --dry-run goes on), taken over once older than --lock-timeout (a warning), removed at
@@ -127,20 +129,38 @@ if [ "$MODE" = rgw ]; then
     on_exit "aws_rgw s3api abort-multipart-upload --bucket $RGW_BUCKET --key $okey --upload-id $oid"
     uploads() { aws_rgw s3api list-multipart-uploads --bucket "$RGW_BUCKET" --prefix "$PFX/" --query 'Uploads[].Key' --output text 2>&1; }
 
+    # ferry's own leftover: a multipart put killed with SIGKILL after its first part
+    mkfifo "$T/feed"
+    "$FERRY" repo "${EX_OPTS[@]}" put pg/backups/20261125T010000Z/base.tar - --raw --s3-part-size 5M <"$T/feed" >/dev/null 2>"$T/put.err" &
+    putpid=$!
+    exec 7>"$T/feed"
+    head -c $((6 * 1024 * 1024)) /dev/urandom >&7
+    for _ in $(seq 1 100); do
+        [[ "$(uploads)" == *20261125T010000Z* ]] && break
+        sleep 0.1
+    done
+    sleep 1 # the first part on its way
+    kill -KILL "$putpid"
+    wait "$putpid" 2>/dev/null
+    exec 7>&-
+    kid=$(aws_rgw s3api list-multipart-uploads --bucket "$RGW_BUCKET" --prefix "$PFX/pg/backups/20261125T010000Z/" --query 'Uploads[0].UploadId' --output text 2>&1)
+    expect_ne "$kid" "None" "a ferry repo put killed after its first part left an upload ($kid)"
+
     ex --retain-full 1 --dry-run
     expect_ok "--dry-run (grace 24 hours)"
-    expect_eq "$(cat "$OUT")" "pg/junk.txt" "the fresh upload is not listed"
+    expect_eq "$(cat "$OUT")" "pg/junk.txt" "the fresh uploads are not listed"
     expect_contains "$(cat "$ERR")" "would remove 0 of 0 incomplete writes" "none would be removed"
-    expect_contains "$(cat "$ERR")" ", 1 incomplete write in the grace period; " "it is in the grace period"
+    expect_contains "$(cat "$ERR")" ", 2 incomplete writes in the grace period; " "they are in the grace period"
     ex --retain-full 1 --incomplete-grace 0 --dry-run
     expect_ok "--incomplete-grace 0 --dry-run"
-    expect_eq "$(cat "$OUT")" "$(printf 'pg/junk.txt\npg/backups/20261125T000000Z/base.tar?uploadId=%s' "$uid")" "it lists the upload as KEY?uploadId=ID"
-    expect_eq "$(uploads)" "$(printf '%s\t%s' "$okey" "$ukey")" "--dry-run aborted nothing"
+    want=$(printf 'pg/junk.txt\npg/backups/20261125T000000Z/base.tar?uploadId=%s\npg/backups/20261125T010000Z/base.tar?uploadId=%s' "$uid" "$kid")
+    expect_eq "$(cat "$OUT")" "$want" "it lists the uploads as KEY?uploadId=ID"
+    expect_eq "$(uploads)" "$(printf '%s\t%s\t%s' "$okey" "$ukey" "$PFX/pg/backups/20261125T010000Z/base.tar")" "--dry-run aborted nothing"
     ex --retain-full 1 --incomplete-grace 0
     expect_ok "--incomplete-grace 0"
-    expect_eq "$(cat "$OUT")" "$(printf 'pg/junk.txt\npg/backups/20261125T000000Z/base.tar?uploadId=%s' "$uid")" "it printed the same list"
-    expect_contains "$(cat "$ERR")" "removed 1 of 1 incomplete write" "the summary counts it"
-    expect_eq "$(uploads)" "$okey" "the upload under pg/ is aborted, the one outside pg/ stays"
+    expect_eq "$(cat "$OUT")" "$want" "it printed the same list"
+    expect_contains "$(cat "$ERR")" "removed 2 of 2 incomplete writes" "the summary counts them"
+    expect_eq "$(uploads)" "$okey" "the uploads under pg/ are aborted, the one outside pg/ stays"
     expect_eq "$(keys pg/)" "" "nothing is left under pg/ (no lock either)"
     ferry_run put pg/junk.txt "$T/junk"
 fi
