@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cli/cli.h"
@@ -349,15 +350,6 @@ position_read(const char *spool, struct walname *out)
     return ok;
 }
 
-static long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void
 prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long max_bytes)
 {
@@ -371,7 +363,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
     int n_threads = 0;
     struct walname last = {0, 0, 0, 0, 0};
     unsigned long last_fetched = 0;
-    long last_progress = now_ms(), last_fill = 0;
+    int64_t last_progress = clock_ms(), last_fill = 0;
 
     memset(&p, 0, sizeof(p));
     pthread_mutex_init(&p.lock, NULL);
@@ -393,7 +385,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
     for (int i = 0; i < PREFETCH_THREADS; i++)
         if (pthread_create(&threads[n_threads], NULL, prefetch_worker, &p) == 0)
             n_threads++;
-    while (now_ms() - last_progress < PREFETCH_IDLE_MS) {
+    while (clock_ms() - last_progress < PREFETCH_IDLE_MS) {
         struct walname cur;
         uint64_t segno;
         bool moved;
@@ -403,7 +395,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
         moved = memcmp(&cur, &last, sizeof(cur)) != 0;
         if (moved) {
             last = cur;
-            last_progress = now_ms();
+            last_progress = clock_ms();
             spool_clean(spool, segno, ci.seg_size);
         }
         if (cur.tli != hist_tli) {
@@ -415,7 +407,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
         pthread_mutex_lock(&p.lock);
         if (p.fetched != last_fetched) {
             last_fetched = p.fetched;
-            last_progress = now_ms();
+            last_progress = clock_ms();
         }
         bool drained = p.qnext == p.qn;
         /*
@@ -423,8 +415,8 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
          * dry; at the end of the archive, look again once a second (a
          * standby's archive grows).
          */
-        if (moved || (drained && (!p.missing || now_ms() - last_fill > 1000))) {
-            last_fill = now_ms();
+        if (moved || (drained && (!p.missing || clock_ms() - last_fill > 1000))) {
+            last_fill = clock_ms();
             /* the next segments not yet in the spool nor being fetched */
             p.qn = p.qnext = 0;
             p.missing = false;

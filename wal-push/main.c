@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "archive/archive.h"
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/xmalloc.h"
 #include "cli/cli.h"
@@ -102,18 +103,9 @@ struct ahead {
     size_t n, next;
     char **given_up; /* refused or failed here: left to PostgreSQL's own calls */
     size_t n_given_up;
-    long last_work_ms;
+    int64_t last_work_ms;
     time_t deadline;
 };
-
-static long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 /* The next file to push ahead, with its busy lock taken; NULL when there is none now. */
 static char *
@@ -157,7 +149,7 @@ ahead_next(struct ahead *a, int *busy_fd)
         }
     }
     if (name)
-        a->last_work_ms = now_ms();
+        a->last_work_ms = clock_ms();
     pthread_mutex_unlock(&a->lock);
     return name;
 }
@@ -180,10 +172,10 @@ ahead_worker(void *arg)
 
         if (!name) {
             struct timespec ts = {0, 20 * 1000 * 1000};
-            long idle;
+            int64_t idle;
 
             pthread_mutex_lock(&a->lock);
-            idle = now_ms() - a->last_work_ms;
+            idle = clock_ms() - a->last_work_ms;
             pthread_mutex_unlock(&a->lock);
             if (idle > AHEAD_LINGER_MS || time(NULL) > a->deadline)
                 break;
@@ -252,7 +244,7 @@ ahead_run(struct cli *cli, const char *status_dir, const char *wal_dir,
     a.cli = cli;
     a.status_dir = status_dir;
     a.wal_dir = wal_dir;
-    a.last_work_ms = now_ms();
+    a.last_work_ms = clock_ms();
     a.deadline = time(NULL) + AHEAD_LIFETIME_S;
     if (opts_get_int(cli->opts, "lookahead", LOOKAHEAD_DEFAULT, 0, 64, &a.files, &err) < 0 ||
         opts_get_int(cli->opts, "lookahead-jobs", LOOKAHEAD_JOBS_DEFAULT, 1, 16, &a.jobs, &err) <

@@ -19,6 +19,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "base/clock.h"
 #include "base/xmalloc.h"
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -46,10 +47,7 @@ global_init(void)
 int64_t
 http_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_ms();
 }
 
 struct http *
