@@ -393,10 +393,17 @@ starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* Walk dir (absolute), whose keys start with rel ("" or ending in '/'), collecting keys under
- * prefix. */
+/* Called with each file found (key owned by the callee). */
+typedef void walk_fn(char *key, const struct stat *st, void *arg);
+
+/*
+ * Walk dir (absolute), whose keys start with rel ("" or ending in '/'), for
+ * the regular files under prefix: the finished objects, or (tmp) only the
+ * temporary files of interrupted writes.
+ */
 static int
-walk(const char *dir, const char *rel, const char *prefix, struct listing *l, struct err *err)
+walk(const char *dir, const char *rel, const char *prefix, bool tmp, walk_fn *fn, void *arg,
+     struct err *err)
 {
     DIR *d = opendir(dir);
     struct dirent *de;
@@ -414,43 +421,53 @@ walk(const char *dir, const char *rel, const char *prefix, struct listing *l, st
         errno = 0;
         de = readdir(d);
         if (!de) {
-            if (errno) {
+            if (errno)
                 rc = err_sys(err, ERR_IO, "could not read directory \"%s\"", dir);
-            }
             break;
         }
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-            starts_with(de->d_name, POSIX_TMP_PREFIX))
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        bool is_tmp = starts_with(de->d_name, POSIX_TMP_PREFIX);
+        if (is_tmp && !tmp)
+            continue;
+        /* looking for temporary files in a tree of finished objects: no stat for those */
+        if (tmp && !is_tmp && de->d_type != DT_DIR && de->d_type != DT_UNKNOWN)
             continue;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT)
-                continue; /* deleted meanwhile */
+                continue; /* renamed or deleted meanwhile */
             rc = err_sys(err, ERR_IO, "could not stat \"%s/%s\"", dir, de->d_name);
             break;
         }
         key = xasprintf("%s%s", rel, de->d_name);
-        if (S_ISDIR(st.st_mode)) {
+        if (S_ISDIR(st.st_mode) && !is_tmp) {
             char *sub_rel = xasprintf("%s/", key);
 
             /* descend only where keys under prefix can be */
             if (starts_with(sub_rel, prefix) || starts_with(prefix, sub_rel)) {
                 char *sub = xasprintf("%s/%s", dir, de->d_name);
 
-                rc = walk(sub, sub_rel, prefix, l, err);
+                rc = walk(sub, sub_rel, prefix, tmp, fn, arg, err);
                 free(sub);
             }
             free(sub_rel);
             free(key);
             if (rc < 0)
                 break;
-        } else if (S_ISREG(st.st_mode) && starts_with(key, prefix)) {
-            listing_add(l, key, (uint64_t)st.st_size, (int64_t)st.st_mtime);
+        } else if (S_ISREG(st.st_mode) && is_tmp == tmp && starts_with(key, prefix)) {
+            fn(key, &st, arg);
         } else {
             free(key);
         }
     }
     closedir(d);
     return rc;
+}
+
+static void
+add_object(char *key, const struct stat *st, void *arg)
+{
+    listing_add(arg, key, (uint64_t)st->st_size, (int64_t)st->st_mtime);
 }
 
 static int
@@ -498,7 +515,7 @@ posix_list(struct repo *repo, const char *prefix, const char *delimiter, repo_li
     rel = xstrndup(prefix, last ? (size_t)(last - prefix + 1) : 0);
     dir =
         *rel ? xasprintf("%s/%.*s", r->root, (int)strlen(rel) - 1, rel) : xasprintf("%s/", r->root);
-    if (walk(dir, rel, prefix, &l, err) < 0)
+    if (walk(dir, rel, prefix, false, add_object, &l, err) < 0)
         goto out;
     if (l.n > 1)
         qsort(l.e, l.n, sizeof(*l.e), entry_cmp);
@@ -567,70 +584,16 @@ struct tmp_listing {
     size_t n, cap;
 };
 
-/* Walk dir (absolute; its keys start with rel) for temporary files under prefix. */
-static int
-walk_tmp(const char *dir, const char *rel, const char *prefix, struct tmp_listing *l,
-         struct err *err)
+static void
+add_tmp(char *key, const struct stat *st, void *arg)
 {
-    DIR *d = opendir(dir);
-    struct dirent *de;
-    int rc = 0;
+    struct tmp_listing *l = arg;
 
-    if (!d) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return 0;
-        return err_sys(err, ERR_IO, "could not open directory \"%s\"", dir);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 16;
+        l->w = xrealloc(l->w, l->cap * sizeof(*l->w));
     }
-    for (;;) {
-        struct stat st;
-        char *key;
-
-        errno = 0;
-        de = readdir(d);
-        if (!de) {
-            if (errno)
-                rc = err_sys(err, ERR_IO, "could not read directory \"%s\"", dir);
-            break;
-        }
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        /* the tree is mostly finished objects: no stat for those (pg/wal holds thousands) */
-        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN &&
-            !starts_with(de->d_name, POSIX_TMP_PREFIX))
-            continue;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            if (errno == ENOENT)
-                continue; /* renamed into place or removed meanwhile */
-            rc = err_sys(err, ERR_IO, "could not stat \"%s/%s\"", dir, de->d_name);
-            break;
-        }
-        key = xasprintf("%s%s", rel, de->d_name);
-        if (S_ISDIR(st.st_mode) && !starts_with(de->d_name, POSIX_TMP_PREFIX)) {
-            char *sub_rel = xasprintf("%s/", key);
-
-            if (starts_with(sub_rel, prefix) || starts_with(prefix, sub_rel)) {
-                char *sub = xasprintf("%s/%s", dir, de->d_name);
-
-                rc = walk_tmp(sub, sub_rel, prefix, l, err);
-                free(sub);
-            }
-            free(sub_rel);
-            free(key);
-            if (rc < 0)
-                break;
-        } else if (S_ISREG(st.st_mode) && starts_with(de->d_name, POSIX_TMP_PREFIX) &&
-                   starts_with(key, prefix)) {
-            if (l->n == l->cap) {
-                l->cap = l->cap ? 2 * l->cap : 16;
-                l->w = xrealloc(l->w, l->cap * sizeof(*l->w));
-            }
-            l->w[l->n++] = (struct repo_incomplete){key, NULL, (int64_t)st.st_mtime};
-        } else {
-            free(key);
-        }
-    }
-    closedir(d);
-    return rc;
+    l->w[l->n++] = (struct repo_incomplete){key, NULL, (int64_t)st->st_mtime};
 }
 
 static int
@@ -655,7 +618,7 @@ posix_list_incomplete(struct repo *repo, const char *prefix, repo_incomplete_cb 
     rel = xstrndup(prefix, last ? (size_t)(last - prefix + 1) : 0);
     dir =
         *rel ? xasprintf("%s/%.*s", r->root, (int)strlen(rel) - 1, rel) : xasprintf("%s/", r->root);
-    if (walk_tmp(dir, rel, prefix, &l, err) < 0)
+    if (walk(dir, rel, prefix, true, add_tmp, &l, err) < 0)
         goto out;
     if (l.n > 1)
         qsort(l.w, l.n, sizeof(*l.w), incomplete_cmp);
