@@ -137,9 +137,16 @@ ahead_next(struct ahead *a, int *busy_fd)
             free(note);
             if (fd < 0)
                 continue; /* noted meanwhile, or another process is pushing it */
-            /* noted between the check and the lock: done already */
+            /*
+             * Noted between the check and the lock, or .done already (a scan
+             * removes the notes of files no longer .ready: checked in this
+             * order, "no note" and then ".ready" mean it was never stored).
+             */
             note = xasprintf("%s/%s%s", a->status_dir, cand, NOTE_SUFFIX);
-            if (access(note, F_OK) == 0) {
+            char *ready = xasprintf("%s/%s.ready", a->status_dir, cand);
+            bool done = access(note, F_OK) == 0 || access(ready, F_OK) != 0;
+            free(ready);
+            if (done) {
                 busy_release(fd, a->status_dir, cand);
             } else {
                 name = xstrdup(cand);
