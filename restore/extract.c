@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hex.h"
 #include "base/xmalloc.h"
 #include "format/tar.h"
 #include "stream/stages.h"
@@ -104,13 +105,7 @@ record(struct run *r, struct job *j, struct err *err)
 static void
 hex32(char out[65], const unsigned char sha[32])
 {
-    static const char d[] = "0123456789abcdef";
-
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = d[sha[i] >> 4];
-        out[2 * i + 1] = d[sha[i] & 15];
-    }
-    out[64] = '\0';
+    hex_encode(out, sha, 32);
 }
 
 /* ---- the queue ---------------------------------------------------------------------------- */

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hex.h"
+
 #include "archive/archive.h"
 
 int
@@ -68,11 +70,5 @@ out:
 void
 archive_sha256_hex(char out[65], const unsigned char sha[32])
 {
-    static const char digits[] = "0123456789abcdef";
-
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[sha[i] >> 4];
-        out[2 * i + 1] = digits[sha[i] & 15];
-    }
-    out[64] = '\0';
+    hex_encode(out, sha, 32);
 }

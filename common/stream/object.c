@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hex.h"
 #include "base/xmalloc.h"
 #include "stream/crypt.h"
 #include "stream/stages.h"
@@ -138,13 +139,7 @@ sha256(unsigned char out[32], const void *a, size_t alen, const void *b, size_t 
 static void
 hex32(char out[65], const unsigned char d[32])
 {
-    static const char digits[] = "0123456789abcdef";
-
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[64] = '\0';
+    hex_encode(out, d, 32);
 }
 
 void

@@ -552,12 +552,24 @@ out:
 
 /* ---- delete ---- */
 
+/* Remove the directories a delete of path emptied, up to (not including) the root. */
+static void
+prune_empty_dirs(const struct posix_repo *r, char *path)
+{
+    char *slash;
+
+    while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > strlen(r->root)) {
+        *slash = '\0';
+        if (rmdir(path) < 0)
+            break;
+    }
+}
+
 static int
 posix_delete(struct repo *repo, const char *key, struct err *err)
 {
     struct posix_repo *r = (struct posix_repo *)repo;
     char *path;
-    char *slash;
 
     if (check_reserved(key, err) < 0)
         return -1;
@@ -567,12 +579,7 @@ posix_delete(struct repo *repo, const char *key, struct err *err)
         free(path);
         return -1;
     }
-    /* remove directories the delete emptied, up to (not including) the root */
-    while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > strlen(r->root)) {
-        *slash = '\0';
-        if (rmdir(path) < 0)
-            break;
-    }
+    prune_empty_dirs(r, path);
     free(path);
     return 0;
 }
@@ -641,7 +648,6 @@ posix_abort_incomplete(struct repo *repo, const struct repo_incomplete *w, struc
     struct posix_repo *r = (struct posix_repo *)repo;
     const char *base = strrchr(w->key, '/');
     char *path;
-    char *slash;
 
     base = base ? base + 1 : w->key;
     if (w->key[0] == '/' || strstr(w->key, "/../") || strncmp(w->key, "../", 3) == 0 ||
@@ -654,12 +660,7 @@ posix_abort_incomplete(struct repo *repo, const struct repo_incomplete *w, struc
         free(path);
         return -1;
     }
-    /* as posix_delete: remove directories that are now empty, up to the root */
-    while ((slash = strrchr(path, '/')) && (size_t)(slash - path) > strlen(r->root)) {
-        *slash = '\0';
-        if (rmdir(path) < 0)
-            break;
-    }
+    prune_empty_dirs(r, path);
     free(path);
     return 0;
 }
