@@ -19,10 +19,12 @@
 #include "base/xmalloc.h"
 #include "format/tar.h"
 #include "stream/stages.h"
+#include "dwrite.h"
 
 #define BLOCK_SIZE (512u << 10)
 #define N_BLOCKS 8 /* 4 MiB of plaintext in flight per part */
 #define SYNC_MIN (256u << 10)
+#define DIRECT_MIN (256u << 10) /* smaller files are written through the page cache */
 #define HELD_MAX (1u << 20) /* tablespace_map; pg_control is 8 KiB */
 
 struct run {
@@ -34,6 +36,7 @@ struct run {
     struct err first; /* the first failure of any thread */
     struct job *jobs;
     size_t n_jobs;
+    atomic_bool direct_refused; /* the filesystem refused O_DIRECT once: stop asking */
 };
 
 /*
@@ -69,6 +72,7 @@ struct job {
     /* the directory of the last entry, kept open */
     char parent_path[TAR_PATH_MAX];
     int parent_fd;
+    struct dwriter *dw; /* direct writes (NULL with --direct-io off) */
 };
 
 static bool
@@ -420,41 +424,25 @@ manifest_name(char *out, size_t size, const struct job *j, const char *path)
         snprintf(out, size, "%s", path);
 }
 
-static int
-write_all(int fd, const void *buf, size_t len, const char *path, struct err *err)
-{
-    const char *p = buf;
-
-    while (len) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return err_sys(err, ERR_IO, "could not write \"%s\"", path);
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Bytes of a file: into its checksum, then to disk (or the held buffer). */
 static int
-file_data(struct job *j, struct manifest_hash *h, struct buf *held, int fd, const void *data,
-          size_t n, const char *path, struct err *err)
+file_data(struct dfile *f, struct manifest_hash *h, struct buf *held, const void *data, size_t n,
+          struct err *err)
 {
     manifest_hash_update(h, data, n);
     if (held) {
         if (held->len + n > HELD_MAX)
-            return err_set(err, ERR_CORRUPT, "\"%s\" is larger than %u bytes", path, HELD_MAX);
+            return err_set(err, ERR_CORRUPT, "\"%s\" is larger than %u bytes", f->path,
+                           HELD_MAX);
         buf_append(held, data, n);
         return 0;
     }
-    return write_all(fd, data, n, path, err);
+    return dfile_write(f, data, n, err);
 }
 
 static int
-do_file(struct job *j, struct archive *a, const char *path, struct err *err)
+do_file(struct job *j, struct archive *a, struct archive_entry *ae, const char *path,
+        struct err *err)
 {
     char mname[TAR_PATH_MAX + 32];
     struct manifest_file *mf;
@@ -464,6 +452,7 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
     const char *leaf;
     int dfd, fd = -1, rc = -1;
     uint64_t size = 0;
+    struct dfile f = {.path = path};
 
     manifest_name(mname, sizeof(mname), j, path);
     mf = manifest_find(j->run->o->manifest, mname);
@@ -486,6 +475,8 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
                 return err_set(err, ERR_CORRUPT, "tar entry \"%s\" appears twice", path);
             return err_sys(err, ERR_IO, "could not create \"%s\"", path);
         }
+        dfile_begin(j->dw, &f, fd, (uint64_t)archive_entry_size(ae),
+                    archive_entry_size(ae) >= (la_int64_t)DIRECT_MIN, path);
     }
     h = manifest_hash_new(mf->algo);
     for (;;) {
@@ -509,11 +500,11 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
             size_t z = (uint64_t)off - size < sizeof(zeros) ? (size_t)((uint64_t)off - size)
                                                             : sizeof(zeros);
 
-            if (file_data(j, h, held, fd, zeros, z, path, err) < 0)
+            if (file_data(&f, h, held, zeros, z, err) < 0)
                 goto out;
             size += z;
         }
-        if (n && file_data(j, h, held, fd, blk, n, path, err) < 0)
+        if (n && file_data(&f, h, held, blk, n, err) < 0)
             goto out;
         size += n;
         if (cancelled(j->run)) {
@@ -521,6 +512,8 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
             goto out;
         }
     }
+    if (fd >= 0 && dfile_end(&f, err) < 0)
+        goto out;
     manifest_hash_end(h, digest);
     if (manifest_file_check(mf, size, digest, err) < 0)
         goto out;
@@ -540,8 +533,10 @@ do_file(struct job *j, struct archive *a, const char *path, struct err *err)
     j->part->bytes += size;
     rc = 0;
 out:
-    if (fd >= 0)
+    if (fd >= 0) {
+        dfile_abandon(&f); /* no write of this file may be in flight once fd is closed */
         close(fd);
+    }
     manifest_hash_free(h);
     return rc;
 }
@@ -669,7 +664,7 @@ extract_stream(struct job *j, struct archive *a, struct err *err)
                            path);
         switch (type) {
         case TAR_FILE:
-            if (do_file(j, a, path, err) < 0)
+            if (do_file(j, a, ae, path, err) < 0)
                 return -1;
             break;
         case TAR_DIR:
@@ -755,6 +750,7 @@ extract_run(struct extract_part *parts, size_t n, const struct extract_opts *o,
     r.jobs = jobs;
     r.n_jobs = n;
     atomic_init(&r.cancel, 0);
+    atomic_init(&r.direct_refused, false);
     pthread_mutex_init(&r.lock, NULL);
     for (size_t i = 0; i < n; i++) {
         jobs[i].run = &r;
@@ -763,6 +759,8 @@ extract_run(struct extract_part *parts, size_t n, const struct extract_opts *o,
         pthread_cond_init(&jobs[i].q.cv, NULL);
         for (size_t k = 0; k < N_BLOCKS; k++)
             jobs[i].q.blocks[k].data = xmalloc(BLOCK_SIZE);
+        if (o->direct_io)
+            jobs[i].dw = dwriter_new(&r.direct_refused);
     }
     for (size_t i = 0; ok && i < n; i++) {
         if (pthread_create(&jobs[i].ex, NULL, ex_main, &jobs[i]) != 0) {
@@ -804,6 +802,7 @@ out:
         pthread_cond_destroy(&jobs[i].q.cv);
         for (size_t k = 0; k < N_BLOCKS; k++)
             free(jobs[i].q.blocks[k].data);
+        dwriter_free(jobs[i].dw);
     }
     pthread_mutex_destroy(&r.lock);
     free(jobs);

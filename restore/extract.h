@@ -5,9 +5,11 @@
  * its codec) into a ring of blocks that a second thread hands to libarchive
  * in place; each entry is checked (format/tar.h), written below its
  * directory without ever following a symlink, and its size and checksum are
- * compared with the backup manifest as it is written. Memory stays bounded:
- * the ring (4 MiB) per part. global/pg_control and tablespace_map are not
- * written: they are verified and handed back so the caller writes them last.
+ * compared with the backup manifest as it is written; large files are
+ * written with O_DIRECT where the filesystem takes it (dwrite.h). Memory
+ * stays bounded: the ring (4 MiB) and the staging buffers of direct writes
+ * (6 MiB) per part. global/pg_control and tablespace_map are not written:
+ * they are verified and handed back so the caller writes them last.
  */
 #ifndef RESTORE_EXTRACT_H
 #define RESTORE_EXTRACT_H
@@ -41,6 +43,7 @@ struct extract_opts {
     const struct crypt_key *key;
     struct manifest *manifest; /* files[].seen set as they are verified */
     bool do_chown;
+    bool direct_io; /* O_DIRECT for large files where the filesystem takes it */
     uid_t uid;
     gid_t gid;
 };

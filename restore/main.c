@@ -93,6 +93,9 @@ static const struct opt_def restore_opts[] = {
     {"json", 0, OPT_BOOL, OPT_NO_FILE | OPT_NO_ENV, NULL, "print the plan or the result as JSON"},
     {"wal-fetch", 0, OPT_STRING, 0, "FILE",
      "ferry-wal-fetch for restore_command (default: the one beside ferry-restore)"},
+    {"direct-io", 0, OPT_STRING, 0, "MODE",
+     "auto (default: write large files with O_DIRECT where the filesystem takes it, "
+     "bypassing the page cache) or off"},
     OPT_END,
 };
 
@@ -136,6 +139,7 @@ struct restore {
     uid_t uid;
     gid_t gid;
     bool do_chown;
+    bool direct_io;
     bool touched; /* something was written: clean up on failure */
 };
 
@@ -353,6 +357,10 @@ read_options(struct restore *r, struct err *err)
     if (s && strcmp(s, "off") != 0 && strcmp(s, "preserve") != 0)
         return err_set(err, ERR_USAGE, "invalid --archive-mode \"%s\": use off or preserve", s);
     r->archive_off = s && strcmp(s, "off") == 0;
+    s = opts_get(o, "direct-io");
+    if (s && strcmp(s, "off") != 0 && strcmp(s, "auto") != 0)
+        return err_set(err, ERR_USAGE, "invalid --direct-io \"%s\": use auto or off", s);
+    r->direct_io = !(s && strcmp(s, "off") == 0);
     return 0;
 }
 
@@ -1395,6 +1403,7 @@ do_restore(struct restore *r, struct err *err)
     eo.key = r->cli->key;
     eo.manifest = &m;
     eo.do_chown = r->do_chown;
+    eo.direct_io = r->direct_io;
     eo.uid = r->uid;
     eo.gid = r->gid;
     if (extract_run(parts, n, &eo, &held, err) < 0)

@@ -35,6 +35,16 @@ xcalloc(size_t count, size_t n)
 }
 
 void *
+xmalloc_aligned(size_t align, size_t n)
+{
+    void *p = NULL;
+
+    if (posix_memalign(&p, align, n ? n : 1) != 0)
+        oom(n);
+    return p;
+}
+
+void *
 xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);

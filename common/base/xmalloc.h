@@ -8,6 +8,8 @@
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
+/* Memory aligned to align (a power of two, at least sizeof(void *)); freed with free(). */
+void *xmalloc_aligned(size_t align, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* Formatted allocation (like asprintf), aborts on failure. */
