@@ -12,7 +12,7 @@
 
 #include "base/xmalloc.h"
 
-#define DW_ALIGN 4096u        /* memory, offsets and lengths of direct writes: a page */
+#define DW_ALIGN 4096u         /* memory, offsets and lengths of direct writes: a page */
 #define DW_BUF_SIZE (2u << 20) /* one staging buffer */
 #define DW_BUFS 3              /* 6 MiB staged per extraction thread */
 #define DW_THREADS 2           /* two writes in flight keep a disk queue busy */
@@ -160,7 +160,8 @@ dwriter_free(struct dwriter *w)
 }
 
 void
-dfile_begin(struct dwriter *w, struct dfile *f, int fd, uint64_t size, bool direct, const char *path)
+dfile_begin(struct dwriter *w, struct dfile *f, int fd, uint64_t size, bool direct,
+            const char *path)
 {
     memset(f, 0, sizeof(*f));
     f->w = w;
@@ -175,8 +176,7 @@ dfile_begin(struct dwriter *w, struct dfile *f, int fd, uint64_t size, bool dire
             /* the whole file at once: writes then never extend it, and run side by side */
             if (size)
                 (void)fallocate(fd, 0, 0, (off_t)size);
-        }
-        else
+        } else
             atomic_store(w->refused, true);
     }
 }

@@ -25,7 +25,7 @@
 #define N_BLOCKS 8 /* 4 MiB of plaintext in flight per part */
 #define SYNC_MIN (256u << 10)
 #define DIRECT_MIN (256u << 10) /* smaller files are written through the page cache */
-#define HELD_MAX (1u << 20) /* tablespace_map; pg_control is 8 KiB */
+#define HELD_MAX (1u << 20)     /* tablespace_map; pg_control is 8 KiB */
 
 struct run {
     const struct extract_opts *o;
@@ -432,8 +432,7 @@ file_data(struct dfile *f, struct manifest_hash *h, struct buf *held, const void
     manifest_hash_update(h, data, n);
     if (held) {
         if (held->len + n > HELD_MAX)
-            return err_set(err, ERR_CORRUPT, "\"%s\" is larger than %u bytes", f->path,
-                           HELD_MAX);
+            return err_set(err, ERR_CORRUPT, "\"%s\" is larger than %u bytes", f->path, HELD_MAX);
         buf_append(held, data, n);
         return 0;
     }

@@ -106,8 +106,8 @@ static void
 test_direct_sizes(void)
 {
     struct dwriter *w = dwriter_new(&refused);
-    static const uint64_t sizes[] = {0, 1, 4095, 4096, 4097, 262144, 2097152, 2097152 + 513,
-                                     5 * 1048576 + 4095, 9 * 1048576};
+    static const uint64_t sizes[] = {
+        0, 1, 4095, 4096, 4097, 262144, 2097152, 2097152 + 513, 5 * 1048576 + 4095, 9 * 1048576};
     char name[64];
 
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
