@@ -198,9 +198,7 @@ release_cur(struct dfile *f)
     if (!f->cur)
         return;
     pthread_mutex_lock(&w->lock);
-    for (size_t i = 0; i < DW_BUFS; i++)
-        if (w->bufs[i] == f->cur)
-            w->free_bufs[w->n_free++] = i;
+    w->free_bufs[w->n_free++] = f->cur_buf;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->lock);
     f->cur = NULL;
@@ -227,19 +225,15 @@ static int
 submit(struct dfile *f, size_t len, struct err *err)
 {
     struct dwriter *w = f->w;
-    size_t idx = DW_BUFS;
 
-    for (size_t i = 0; i < DW_BUFS; i++)
-        if (w->bufs[i] == f->cur)
-            idx = i;
     pthread_mutex_lock(&w->lock);
     if (w->failed) {
-        w->free_bufs[w->n_free++] = idx;
+        w->free_bufs[w->n_free++] = f->cur_buf;
         f->cur = NULL;
         pthread_mutex_unlock(&w->lock);
         return failed_locked(w, err);
     }
-    w->q[w->submitted % DW_BUFS] = (struct djob){f->fd, f->off, len, idx, f->path};
+    w->q[w->submitted % DW_BUFS] = (struct djob){f->fd, f->off, len, f->cur_buf, f->path};
     w->submitted++;
     w->inflight++;
     pthread_cond_broadcast(&w->cv);
@@ -274,7 +268,7 @@ dfile_write(struct dfile *f, const void *data, size_t n, struct err *err)
             if (w->failed)
                 rc = failed_locked(w, err);
             else
-                f->cur = w->bufs[w->free_bufs[--w->n_free]];
+                f->cur = w->bufs[f->cur_buf = w->free_bufs[--w->n_free]];
             pthread_mutex_unlock(&w->lock);
             if (rc < 0)
                 return -1;

@@ -39,6 +39,7 @@ struct dfile {
     bool direct;
     uint64_t off;       /* bytes handed to the disk or to a writer */
     unsigned char *cur; /* the staging buffer being filled, or NULL */
+    size_t cur_buf;     /* its index in the dwriter */
     size_t fill;
     const char *path; /* for messages */
 };

@@ -474,8 +474,9 @@ do_file(struct job *j, struct archive *a, struct archive_entry *ae, const char *
                 return err_set(err, ERR_CORRUPT, "tar entry \"%s\" appears twice", path);
             return err_sys(err, ERR_IO, "could not create \"%s\"", path);
         }
-        dfile_begin(j->dw, &f, fd, (uint64_t)archive_entry_size(ae),
-                    archive_entry_size(ae) >= (la_int64_t)DIRECT_MIN, path);
+        la_int64_t esize = archive_entry_size(ae);
+
+        dfile_begin(j->dw, &f, fd, esize > 0 ? (uint64_t)esize : 0, esize >= DIRECT_MIN, path);
     }
     h = manifest_hash_new(mf->algo);
     for (;;) {
