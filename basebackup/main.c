@@ -29,6 +29,7 @@
 #include "source/pg.h"
 #include "storage/repo_config.h"
 #include "stream/object_config.h"
+#include "stream/stages.h"
 
 static const char usage[] =
     "usage: ferry-basebackup [OPTIONS]\n"
@@ -51,6 +52,15 @@ static const char usage[] =
     "Progress (bytes, rate, ETA) is shown on stderr when it is a terminal. --json prints the\n"
     "catalogue entry on stdout at the end.\n"
     "\n"
+    "Compression: with PostgreSQL 15 or later and zstd (the default), the server compresses\n"
+    "the tars (BASE_BACKUP's COMPRESSION, at --compress-level, with --server-workers threads)\n"
+    "and ferry stores its zstd frames as they come, after decoding them to compute the\n"
+    "SHA-256 and size of the plaintext and to add zstd's content checksum: far fewer bytes\n"
+    "cross the connection and nothing is compressed twice. A server that cannot (built\n"
+    "without zstd, or without threads for the workers) is asked again without; older\n"
+    "servers, gzip, --max-rate (which the server applies to the bytes it sends) and\n"
+    "--server-compression off compress here. The objects are the same.\n"
+    "\n"
     "Memory stays bounded: (--s3-parallel + 1) x --s3-part-size of upload buffers; the\n"
     "defaults here are 3 parallel transfers of 8M parts.\n"
     "\n"
@@ -70,6 +80,10 @@ static const struct opt_def bb_opts[] = {
     {"manifest-checksums", 0, OPT_STRING, 0, "ALGO",
      "per-file checksums of the backup manifest: CRC32C (default), SHA224, SHA256, SHA384, "
      "SHA512 or NONE"},
+    {"server-compression", 0, OPT_STRING, 0, "MODE",
+     "auto (default): the server compresses when it can; off: compress here"},
+    {"server-workers", 0, OPT_INT, 0, "N",
+     "zstd threads the server compresses with, 0 to 16 (default 1: beside the walsender)"},
     {"json", 0, OPT_BOOL, 0, NULL, "print the catalogue entry as JSON on stdout at the end"},
     {"progress", 0, OPT_BOOL, 0, NULL,
      "show progress on stderr (default: when stderr is a terminal)"},
@@ -243,7 +257,10 @@ struct backup {
     EVP_MD_CTX *md;        /* SHA-256 of the open part, on the receiving thread */
     unsigned char sha[32]; /* its value, set before the encoder finishes the part */
     struct object_info info;
-    size_t part;  /* index in e->parts */
+    bool part_zstd;                   /* the open part comes compressed by the server */
+    struct zstd_adopt_result adopted; /* ... and the encoder's plaintext size and SHA-256 */
+    uint64_t done_before;             /* plaintext bytes of the parts before it */
+    size_t part;                      /* index in e->parts */
     bool standby; /* the server is a standby: its WAL is archived by the primary */
 };
 
@@ -432,6 +449,15 @@ cb_begin(void *arg, enum pg_stream_kind kind, const char *name, uint32_t oid, co
     b->part = b->e->n_parts - 1;
     memset(&b->info, 0, sizeof(b->info));
     log_info("storing \"%s\"", p->key);
+    b->done_before = b->prog.done;
+    b->part_zstd = kind == PG_STREAM_ARCHIVE_ZSTD;
+    if (b->part_zstd) {
+        /* the encoder decodes the server's frame for the SHA-256; the frame is stored */
+        struct sink *obj = object_encode_sink_new_precompressed(
+            repo_put_sink_new(b->ar->repo, p->key, REPO_PUT_IF_ABSENT), &b->ar->oopts, &b->info,
+            b->adopted.sha256, &b->adopted.plain_size);
+        return encoder_start(&b->enc, zstd_adopt_sink_new(obj, &b->adopted), err);
+    }
     if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1)
         return err_set(err, ERR_INTERNAL, "could not start sha-256");
     return encoder_start(
@@ -460,7 +486,7 @@ stream_put(struct backup *b, struct qent q, struct err *err)
         qent_free(&q);
         return -1;
     }
-    if (EVP_DigestUpdate(b->md, q.buf, q.len) != 1) {
+    if (!b->part_zstd && EVP_DigestUpdate(b->md, q.buf, q.len) != 1) {
         qent_free(&q);
         return err_set(err, ERR_INTERNAL, "sha-256 update failed");
     }
@@ -468,7 +494,10 @@ stream_put(struct backup *b, struct qent q, struct err *err)
         err_prefix(err, "could not store \"%s\"", b->e->parts[b->part].key);
         return -1;
     }
-    b->prog.done += len;
+    if (b->part_zstd)
+        b->prog.done = b->done_before + __atomic_load_n(&b->adopted.plain_size, __ATOMIC_RELAXED);
+    else
+        b->prog.done += len;
     progress_show(&b->prog, "ferry-basebackup", false);
     return 0;
 }
@@ -501,7 +530,7 @@ cb_end(void *arg, struct err *err)
     unsigned int n = 0;
     int rc;
 
-    if (EVP_DigestFinal_ex(b->md, b->sha, &n) != 1) {
+    if (!b->part_zstd && EVP_DigestFinal_ex(b->md, b->sha, &n) != 1) {
         encoder_end(&b->enc, false, err);
         rc = err_set(err, ERR_INTERNAL, "sha-256 final failed");
     } else {
@@ -516,6 +545,7 @@ cb_end(void *arg, struct err *err)
     }
     p->size = b->info.plain_size;
     p->stored_size = b->info.stored_size;
+    b->prog.done = b->done_before + p->size;
     object_sha256_hex(p->sha256, &b->info);
     log_info("stored \"%s\": %" PRIu64 " bytes, %" PRIu64 " stored", p->key, p->size,
              p->stored_size);
@@ -701,6 +731,19 @@ main(int argc, char **argv)
             goto out;
         }
     }
+    const char *sc = opts_get(cli.opts, "server-compression");
+    bool server_compress;
+    if (!sc || strcmp(sc, "auto") == 0) {
+        server_compress = true;
+    } else if (strcmp(sc, "off") == 0) {
+        server_compress = false;
+    } else {
+        err_set(&err, ERR_USAGE, "invalid --server-compression \"%.32s\": use auto or off", sc);
+        goto out;
+    }
+    long server_workers;
+    if (opts_get_int(cli.opts, "server-workers", 1, 0, 16, &server_workers, &err) < 0)
+        goto out;
     json = opts_get_bool(cli.opts, "json", false);
     b.prog.on = opts_get_bool(cli.opts, "progress", isatty(STDERR_FILENO) == 1);
     if (!opts_get(cli.opts, "repo")) {
@@ -769,10 +812,43 @@ main(int argc, char **argv)
                                : "ferry-basebackup: waiting for a spread checkpoint "
                                  "(--checkpoint fast to start at once)");
     catch_signals(); /* from here on, stop cleanly: abort the uploads */
-    struct pg_backup_opts bo = {label, fast, true, (uint32_t)(max_rate >> 10), sums};
+    struct pg_backup_opts bo = {.label = label,
+                                .fast_checkpoint = fast,
+                                .manifest = true,
+                                .max_rate = (uint32_t)(max_rate >> 10),
+                                .manifest_checksums = sums};
     struct pg_backup_cb cb = {cb_started, cb_begin, cb_data, cb_end, cb_tick, &b, cb_data_owned};
-    if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) < 0)
-        goto out;
+    /*
+     * The server's MAX_RATE counts what it sends: compressed, it would read
+     * many times the rate from disk, and --max-rate is there to spare the disk.
+     */
+    bo.server_zstd = server_compress && sys.version_num >= 150000 &&
+                     cli.oopts.compress == OBJECT_COMPRESS_ZSTD && !max_rate;
+    bo.server_zstd_level = cli.oopts.level ? cli.oopts.level : 1;
+    bo.server_zstd_workers = (int)server_workers;
+    for (;;) {
+        if (bo.server_zstd)
+            log_info("the server compresses: zstd level %d, %d worker thread%s",
+                     bo.server_zstd_level, bo.server_zstd_workers,
+                     bo.server_zstd_workers == 1 ? "" : "s");
+        if (pg_base_backup(conn, sys.version_num, &bo, &cb, &res, &err) == 0)
+            break;
+        /*
+         * A server built without zstd, or whose libzstd has no threads, fails
+         * before anything started (nothing was stored): ask again without.
+         */
+        if (!bo.server_zstd || res.began || err.kind != ERR_REMOTE || check_signal(&err) < 0)
+            goto out;
+        /* 22023, invalid parameter value: the worker count (a libzstd without threads) */
+        bool workers = bo.server_zstd_workers && strcmp(res.sqlstate, "22023") == 0;
+        log_notice("the server cannot compress as asked (%s): %s", err.msg,
+                   workers ? "asking again without worker threads" : "compressing here instead");
+        if (workers)
+            bo.server_zstd_workers = 0;
+        else
+            bo.server_zstd = false;
+        err_clear(&err);
+    }
     e.stop_time = time(NULL);
     progress_show(&b.prog, "ferry-basebackup", true);
     PQfinish(conn);

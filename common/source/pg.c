@@ -289,6 +289,13 @@ pg_base_backup_command(int version_num, const struct pg_backup_opts *o)
             buf_puts(&b, ", MANIFEST 'yes', MANIFEST_CHECKSUMS ");
             put_literal(&b, sums);
         }
+        if (o->server_zstd) {
+            buf_printf(&b, ", COMPRESSION 'zstd', COMPRESSION_DETAIL 'level=%d",
+                       o->server_zstd_level);
+            if (o->server_zstd_workers > 0)
+                buf_printf(&b, ",workers=%d", o->server_zstd_workers);
+            buf_puts(&b, "'");
+        }
         buf_puts(&b, ", TABLESPACE_MAP )");
     } else {
         buf_puts(&b, "BASE_BACKUP LABEL ");
@@ -441,6 +448,18 @@ typed_message(struct bb *b, char **mem, size_t len, struct err *err)
         if (!t)
             return err_set(err, ERR_REMOTE,
                            "BASE_BACKUP: archive \"%s\" of unknown tablespace \"%s\"", name, path);
+        if (b->o->server_zstd) {
+            /* "base.tar.zst": handed on as "base.tar", of the compressed kind */
+            size_t n = (size_t)(nul - name);
+            char plain[256];
+
+            if (n <= 4 || n - 4 >= sizeof(plain) || memcmp(name + n - 4, ".zst", 4) != 0)
+                return err_set(err, ERR_REMOTE,
+                               "BASE_BACKUP: archive \"%s\" is not zstd-compressed as asked", name);
+            memcpy(plain, name, n - 4);
+            plain[n - 4] = '\0';
+            return stream_begin(b, PG_STREAM_ARCHIVE_ZSTD, plain, t->oid, t->location, err);
+        }
         return stream_begin(b, PG_STREAM_ARCHIVE, name, t->oid, t->location, err);
     }
     case 'm':
@@ -584,6 +603,7 @@ pg_base_backup(PGconn *conn, int version_num, const struct pg_backup_opts *o,
             break;
         switch (PQresultStatus(res)) {
         case PGRES_TUPLES_OK:
+            out->began = true;
             b.n_tuple_sets++;
             if (b.n_tuple_sets == 1) {
                 if (parse_point(res, &out->start_lsn, &out->start_tli, "start point", err) < 0)
@@ -605,9 +625,23 @@ pg_base_backup(PGconn *conn, int version_num, const struct pg_backup_opts *o,
             break;
         case PGRES_COMMAND_OK:
             break;
-        default:
+        default: {
+            const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+            snprintf(out->sqlstate, sizeof(out->sqlstate), "%s", st ? st : "");
             result_err(err, res, conn, "BASE_BACKUP failed");
+            /* read up to the end of the command, so the connection can take another */
+            for (;;) {
+                bool f;
+                struct err e2;
+                PGresult *r = next_result(&b, &f, &e2);
+
+                if (!r)
+                    break;
+                PQclear(r);
+            }
             goto out;
+        }
         }
         PQclear(res);
         res = NULL;

@@ -67,6 +67,15 @@ struct pg_backup_opts {
      * "SHA256", "SHA384", "SHA512" or "NONE". Validated by the caller.
      */
     const char *manifest_checksums;
+    /*
+     * Server-side compression (PostgreSQL 15+, ignored before): COMPRESSION
+     * 'zstd' with this level (and worker threads in the server, when not 0).
+     * The archives then arrive as PG_STREAM_ARCHIVE_ZSTD; the manifest does not
+     * change.
+     */
+    bool server_zstd;
+    int server_zstd_level;
+    int server_zstd_workers;
 };
 
 struct pg_tablespace {
@@ -75,7 +84,8 @@ struct pg_tablespace {
     uint64_t size_estimate; /* bytes (the server's estimate); 0 when unknown */
 };
 
-enum pg_stream_kind { PG_STREAM_ARCHIVE = 1, PG_STREAM_MANIFEST };
+/* ARCHIVE_ZSTD: a tar the server compressed (one zstd frame, named without ".zst"). */
+enum pg_stream_kind { PG_STREAM_ARCHIVE = 1, PG_STREAM_MANIFEST, PG_STREAM_ARCHIVE_ZSTD };
 
 /*
  * Callbacks of pg_base_backup; each returns 0 or -1 with err filled, which
@@ -107,12 +117,16 @@ struct pg_backup_result {
     uint32_t start_tli;
     uint64_t stop_lsn;
     uint32_t stop_tli;
+    /* After a failure: the server's SQLSTATE ("" if none), and whether anything had come back. */
+    char sqlstate[6];
+    bool began;
 };
 
 /*
  * Run BASE_BACKUP (WAIT false, TABLESPACE_MAP, PROGRESS) on a replication
  * connection, for server version version_num. The server's errors come
- * back as ERR_REMOTE with its message; a broken connection as ERR_NET.
+ * back as ERR_REMOTE with its message (and the connection can take another
+ * command when nothing had begun); a broken connection as ERR_NET.
  */
 int pg_base_backup(PGconn *conn, int version_num, const struct pg_backup_opts *o,
                    const struct pg_backup_cb *cb, struct pg_backup_result *out, struct err *err);

@@ -372,6 +372,7 @@ struct obj_enc {
     int opened;
     EVP_MD_CTX *md;
     const unsigned char *prehashed; /* the caller's SHA-256 (object_encode_sink_new_prehashed) */
+    const uint64_t *plain_given;    /* the caller's plaintext size: precompressed */
     uint64_t plain;
     uint64_t stored;
     unsigned char sha[32];
@@ -499,6 +500,8 @@ enc_open(struct obj_enc *e, struct err *err)
         return 0;
     if (e->opts.compress > OBJECT_COMPRESS_GZIP)
         return err_set(err, ERR_USAGE, "unknown compression %d", (int)e->opts.compress);
+    if (e->plain_given && e->opts.compress != OBJECT_COMPRESS_ZSTD)
+        return err_set(err, ERR_USAGE, "a compressed object body must be zstd");
     e->md = EVP_MD_CTX_new();
     if (!e->md || EVP_DigestInit_ex(e->md, EVP_sha256(), NULL) != 1)
         return err_set(err, ERR_INTERNAL, "could not start sha-256");
@@ -548,7 +551,9 @@ enc_open(struct obj_enc *e, struct err *err)
     sink_init(&f->base, &framer_ops, NULL);
     f->e = e;
     e->chain = &f->base;
-    if (h->compress == OBJECT_COMPRESS_ZSTD)
+    if (e->plain_given)
+        ; /* the caller writes the compressed stream */
+    else if (h->compress == OBJECT_COMPRESS_ZSTD)
         e->chain = zstd_sink_new(e->chain, e->opts.level);
     else if (h->compress == OBJECT_COMPRESS_GZIP)
         e->chain = gzip_sink_new(e->chain, e->opts.level);
@@ -583,6 +588,8 @@ enc_finish(struct sink *s, struct err *err)
 
     if (enc_open(e, err) < 0)
         return -1;
+    if (e->plain_given)
+        e->plain = *e->plain_given;
     if (e->prehashed)
         memcpy(e->sha, e->prehashed, 32);
     else if (EVP_DigestFinal_ex(e->md, e->sha, &n) != 1)
@@ -634,6 +641,17 @@ object_encode_sink_new_prehashed(struct sink *next, const struct object_opts *o,
     struct sink *s = object_encode_sink_new(next, o, info);
 
     ((struct obj_enc *)s)->prehashed = sha;
+    return s;
+}
+
+struct sink *
+object_encode_sink_new_precompressed(struct sink *next, const struct object_opts *o,
+                                     struct object_info *info, const unsigned char *sha,
+                                     const uint64_t *plain_size)
+{
+    struct sink *s = object_encode_sink_new_prehashed(next, o, info, sha);
+
+    ((struct obj_enc *)s)->plain_given = plain_size;
     return s;
 }
 
@@ -752,7 +770,7 @@ dec_open(struct obj_dec *d, struct err *err)
     v->d = d;
     d->chain = &v->base;
     if (h->compress == OBJECT_COMPRESS_ZSTD)
-        d->chain = unzstd_sink_new(d->chain);
+        d->chain = unzstd_sink_new_strict(d->chain);
     else if (h->compress == OBJECT_COMPRESS_GZIP)
         d->chain = gunzip_sink_new(d->chain);
     rc = 0;

@@ -75,6 +75,18 @@ struct sink *object_encode_sink_new_prehashed(struct sink *next, const struct ob
                                               struct object_info *info, const unsigned char *sha);
 
 /*
+ * The same encoder for a compressed stream made elsewhere (zstd_adopt_sink_new
+ * in stream/stages.h): bytes written are the body, one zstd frame with its
+ * content checksum, put in chunks (and encrypted) as they are. o->compress
+ * must be OBJECT_COMPRESS_ZSTD. The caller stores the plaintext's SHA-256 in
+ * sha[0..31] and its size in *plain_size before calling sink_finish.
+ */
+struct sink *object_encode_sink_new_precompressed(struct sink *next, const struct object_opts *o,
+                                                  struct object_info *info,
+                                                  const unsigned char *sha,
+                                                  const uint64_t *plain_size);
+
+/*
  * Decoder: bytes written are the encoded object; next receives the
  * plaintext, verified chunk by chunk. key may be NULL (then an encrypted
  * object fails with ERR_KEY "object is encrypted: no key given"). finish

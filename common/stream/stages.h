@@ -18,6 +18,28 @@ struct sink *count_sink_new(struct sink *next, uint64_t *count);
 /* zstd compress / decompress (level 0 = default 3). */
 struct sink *zstd_sink_new(struct sink *next, int level);
 struct sink *unzstd_sink_new(struct sink *next);
+/*
+ * The decoder of object bodies (docs/FORMAT.md): exactly one frame, which
+ * must announce a content checksum, so that zstd's check of the plaintext
+ * can be relied on (ERR_CORRUPT otherwise).
+ */
+struct sink *unzstd_sink_new_strict(struct sink *next);
+/*
+ * Adopt one zstd frame compressed elsewhere (PostgreSQL's server-side
+ * compression writes none) as an object body: the frame goes on unchanged,
+ * except that a frame without a content checksum gets one (the descriptor's
+ * flag set, the low 32 bits of XXH64 of the plaintext appended), so ferry's
+ * decoders can trust it like their own. The frame is decoded on the way to
+ * count and hash the plaintext, and checked: damaged, truncated, or followed
+ * by anything is ERR_CORRUPT. res->plain_size grows as the plaintext is
+ * decoded (read it with __atomic_load_n from another thread); res->sha256
+ * is set at finish, before the successor is finished.
+ */
+struct zstd_adopt_result {
+    uint64_t plain_size;
+    unsigned char sha256[32];
+};
+struct sink *zstd_adopt_sink_new(struct sink *next, struct zstd_adopt_result *res);
 /* gzip (RFC 1952) compress / decompress (level 0 = default 6). */
 struct sink *gzip_sink_new(struct sink *next, int level);
 struct sink *gunzip_sink_new(struct sink *next);

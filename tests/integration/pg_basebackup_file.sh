@@ -191,11 +191,44 @@ expect_bb_error 'invalid --manifest-checksums "md5": use CRC32C, SHA224, SHA256,
     "--manifest-checksums md5"
 run_pg "$BASEBACKUP" --config /dev/null -h 127.0.0.1 -p "$(pg_port "$P")" -U postgres
 expect_bb_error 'no repository given: use --repo URL or FERRY_REPO' "no repository"
+bb "$CFG" "$P" --server-compression sometimes
+expect_bb_error 'invalid --server-compression "sometimes": use auto or off' "--server-compression sometimes"
+bb "$CFG" "$P" --server-workers 17
+expect_bb_error '--server-workers' "--server-workers 17"
 run_pg "$BASEBACKUP" --help
 expect_ok "--help"
 for o in --dbname --host --port --username --label --checkpoint --wal-timeout --json --progress --max-rate \
-    --manifest-checksums --repo; do
+    --manifest-checksums --server-compression --server-workers --repo; do
     grep -q -- "$o" "$OUT" || fail "--help documents $o"
 done
 pass "--help documents every option"
+
+section "who compresses: the server (15 and zstd: the default), or ferry"
+# The server's zstd frame is stored with the content checksum ferry adds; ferry repo get (the
+# strict decoder: one frame, with its checksum) and the entry's size and SHA-256 vouch for it.
+bb "$CFG" "$P" -c fast --json --log-level info
+expect_ok "a backup with the defaults"
+expect_contains "$(cat "$ERR")" "the server compresses: zstd level 1, 1 worker thread" \
+    "the server compresses: zstd level 1, 1 worker thread"
+cp "$OUT" "$T/server.json"
+bb_check_entry "$CFG" "$T/server.json" "$P"
+key=$(jget "$T/server.json" '[p["key"] for p in j["parts"] if p["name"] == "base.tar"][0]')
+timeout 300 "$FERRY" repo --config "$CFG" get "$key" "$T/base.tar" >/dev/null 2>&1
+expect_eq "$(tar -tf "$T/base.tar" | grep -c '^backup_label$')" 1 "its base.tar is a tar with backup_label"
+expect_eq "$(stat -c %s "$T/base.tar")" "$(jget "$T/server.json" '[p["size"] for p in j["parts"] if p["name"] == "base.tar"][0]')" \
+    "of the size in the entry"
+rm -f "$T/base.tar"
+bb "$CFG" "$P" -c fast --json --log-level info --server-workers 0
+expect_ok "--server-workers 0"
+expect_contains "$(cat "$ERR")" "the server compresses: zstd level 1, 0 worker threads" "the walsender compresses itself"
+cp "$OUT" "$T/server0.json"
+bb_check_entry "$CFG" "$T/server0.json" "$P"
+for opt in "--server-compression off" "--max-rate 1G"; do
+    # shellcheck disable=SC2086
+    bb "$CFG" "$P" -c fast --json --log-level info $opt
+    expect_ok "a backup with $opt"
+    expect_eq "$(grep -c 'the server compresses' "$ERR")" 0 "$opt: ferry compresses"
+    cp "$OUT" "$T/client.json"
+    bb_check_entry "$CFG" "$T/client.json" "$P"
+done
 done_testing

@@ -35,7 +35,7 @@ test_parse_size(void)
 static void
 test_command_new_syntax(void)
 {
-    struct pg_backup_opts o = {"nightly 'one'", true, true, 0, NULL};
+    struct pg_backup_opts o = {.label = "nightly 'one'", .fast_checkpoint = true, .manifest = true};
     char *c = pg_base_backup_command(170002, &o);
 
     CHECK_STR(c, "BASE_BACKUP ( LABEL 'nightly ''one''', PROGRESS, CHECKPOINT 'fast', WAIT false, "
@@ -49,12 +49,30 @@ test_command_new_syntax(void)
                  "false, MAX_RATE 1024, MANIFEST 'yes', MANIFEST_CHECKSUMS 'SHA256', "
                  "TABLESPACE_MAP )");
     free(c);
+    /* server-side compression, with and without worker threads */
+    o.max_rate = 0;
+    o.manifest_checksums = NULL;
+    o.server_zstd = true;
+    o.server_zstd_level = 1;
+    o.server_zstd_workers = 1;
+    c = pg_base_backup_command(150000, &o);
+    CHECK_STR(c, "BASE_BACKUP ( LABEL 'nightly ''one''', PROGRESS, CHECKPOINT 'spread', WAIT "
+                 "false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', COMPRESSION 'zstd', "
+                 "COMPRESSION_DETAIL 'level=1,workers=1', TABLESPACE_MAP )");
+    free(c);
+    o.server_zstd_level = 7;
+    o.server_zstd_workers = 0;
+    c = pg_base_backup_command(170000, &o);
+    CHECK_STR(c, "BASE_BACKUP ( LABEL 'nightly ''one''', PROGRESS, CHECKPOINT 'spread', WAIT "
+                 "false, MANIFEST 'yes', MANIFEST_CHECKSUMS 'CRC32C', COMPRESSION 'zstd', "
+                 "COMPRESSION_DETAIL 'level=7', TABLESPACE_MAP )");
+    free(c);
 }
 
 static void
 test_command_old_syntax(void)
 {
-    struct pg_backup_opts o = {"a\\b", true, true, 0, NULL};
+    struct pg_backup_opts o = {.label = "a\\b", .fast_checkpoint = true, .manifest = true};
     char *c = pg_base_backup_command(140010, &o);
 
     /* backslashes are not special in the replication grammar */
@@ -67,6 +85,9 @@ test_command_old_syntax(void)
                  "MANIFEST_CHECKSUMS 'NONE' TABLESPACE_MAP");
     free(c);
     o.manifest_checksums = NULL;
+    /* before 15 the server cannot compress: not asked */
+    o.server_zstd = true;
+    o.server_zstd_level = 1;
     /* 12 has no manifest */
     o.fast_checkpoint = false;
     o.max_rate = 32;
