@@ -83,7 +83,8 @@ static const struct opt_def bb_opts[] = {
     {"server-compression", 0, OPT_STRING, 0, "MODE",
      "auto (default): the server compresses when it can; off: compress here"},
     {"server-workers", 0, OPT_INT, 0, "N",
-     "zstd threads the server compresses with, 0 to 16 (default 1: beside the walsender)"},
+     "zstd threads the server compresses with beside the walsender, 0 to 16 (default 0: the "
+     "walsender compresses)"},
     {"json", 0, OPT_BOOL, 0, NULL, "print the catalogue entry as JSON on stdout at the end"},
     {"progress", 0, OPT_BOOL, 0, NULL,
      "show progress on stderr (default: when stderr is a terminal)"},
@@ -742,7 +743,7 @@ main(int argc, char **argv)
         goto out;
     }
     long server_workers;
-    if (opts_get_int(cli.opts, "server-workers", 1, 0, 16, &server_workers, &err) < 0)
+    if (opts_get_int(cli.opts, "server-workers", 0, 0, 16, &server_workers, &err) < 0)
         goto out;
     json = opts_get_bool(cli.opts, "json", false);
     b.prog.on = opts_get_bool(cli.opts, "progress", isatty(STDERR_FILENO) == 1);

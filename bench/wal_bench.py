@@ -48,6 +48,7 @@ PUSH = {
     'ferry-sync-tls': ('ferry-wal-push --lookahead 0 (https)', 'ferry'),
     'ferry-la-tls': ('ferry-wal-push, look-ahead (https)', 'ferry'),
     'ferry-la-tls-z3': ('ferry-wal-push, look-ahead, --compress-level 3 (https)', 'ferry'),
+    'ferry-la-tls-j8': ('ferry-wal-push, look-ahead, --lookahead-jobs 8 (https)', 'ferry'),
     'pgbr-zst': ('pgbackrest archive-push sync, zst (https)', 'peer'),
     'pgbr-async': ('pgbackrest archive-push async, zst, process-max=2 (https)', 'peer'),
     'barman': ('barman-cloud-wal-archive (http)', 'peer'),
@@ -324,6 +325,7 @@ class Bench:
         if v.startswith('ferry'):
             la = [] if '-la' in v else ['--lookahead', '0']
             la += ['--compress-level', '3'] if v.endswith('-z3') else []
+            la += ['--lookahead-jobs', '8'] if v.endswith('-j8') else []
             return [self.push_bin] + la + [p], self.ferry_env(pre, '-tls' in v)
         if v.startswith('pgbr'):
             return (['pgbackrest', '--config=' + self.pgbr_conf_cache[(v, r, 'push')], '--stanza=bench',

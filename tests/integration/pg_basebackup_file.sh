@@ -208,8 +208,8 @@ section "who compresses: the server (15 and zstd: the default), or ferry"
 # strict decoder: one frame, with its checksum) and the entry's size and SHA-256 vouch for it.
 bb "$CFG" "$P" -c fast --json --log-level info
 expect_ok "a backup with the defaults"
-expect_contains "$(cat "$ERR")" "the server compresses: zstd level 1, 1 worker thread" \
-    "the server compresses: zstd level 1, 1 worker thread"
+expect_contains "$(cat "$ERR")" "the server compresses: zstd level 1, 0 worker threads" \
+    "the server compresses: zstd level 1, 0 worker threads"
 cp "$OUT" "$T/server.json"
 bb_check_entry "$CFG" "$T/server.json" "$P"
 key=$(jget "$T/server.json" '[p["key"] for p in j["parts"] if p["name"] == "base.tar"][0]')
@@ -218,9 +218,9 @@ expect_eq "$(tar -tf "$T/base.tar" | grep -c '^backup_label$')" 1 "its base.tar 
 expect_eq "$(stat -c %s "$T/base.tar")" "$(jget "$T/server.json" '[p["size"] for p in j["parts"] if p["name"] == "base.tar"][0]')" \
     "of the size in the entry"
 rm -f "$T/base.tar"
-bb "$CFG" "$P" -c fast --json --log-level info --server-workers 0
-expect_ok "--server-workers 0"
-expect_contains "$(cat "$ERR")" "the server compresses: zstd level 1, 0 worker threads" "the walsender compresses itself"
+bb "$CFG" "$P" -c fast --json --log-level info --server-workers 2
+expect_ok "--server-workers 2"
+expect_contains "$(cat "$ERR")" "the server compresses: zstd level 1, 2 worker threads" "two zstd threads beside the walsender"
 cp "$OUT" "$T/server0.json"
 bb_check_entry "$CFG" "$T/server0.json" "$P"
 for opt in "--server-compression off" "--max-rate 1G"; do
