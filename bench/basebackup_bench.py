@@ -230,11 +230,14 @@ class BBBench(wal_bench.Bench):
         self.add('r-pgbr', s=t1 + t2, parts=(t1, t2), rss=rss, rows=rows, cpu=cpu)
         self.remove_restored(d)
 
-    @staticmethod
-    def remove_restored(d):
-        """Delete a restored directory and let the disk settle (untimed), so the next restore
-        does not pay for this one's deletes (the filesystem is mounted with discard)."""
+    def remove_restored(self, d):
         shutil.rmtree(d, ignore_errors=True)
+        self.settle()
+
+    @staticmethod
+    def settle():
+        """Untimed: write back what the last step left dirty and give the disk a few seconds, so
+        no tool pays for the one before it (deletes are discarded: mounted with discard)."""
         os.sync()
         time.sleep(5)
 
@@ -332,6 +335,7 @@ class BBBench(wal_bench.Bench):
             for r in range(1, a.rounds + 1):
                 for name, fn in bs[(r - 1) % 3:] + bs[:(r - 1) % 3]:  # rotate per round
                     log('[backup r%d] %s' % (r, name))
+                    self.settle()
                     fn(r)
             self.wait_archived()  # every backup's WAL in both archives, then stop the source
             self.pg('pg_ctl', '-D', self.data, '-m', 'fast', '-w', 'stop')
@@ -345,6 +349,7 @@ class BBBench(wal_bench.Bench):
             subprocess.run(['dd', 'if=/dev/zero', 'of=' + warm, 'bs=1M', 'count=%d' % (self.dbbytes >> 20)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
             os.unlink(warm)
+            self.settle()
             rs = [('ferry', self.restore_ferry), ('pgbr', self.restore_pgbr)]
             for r in range(1, a.rounds + 1):
                 for name, fn in (rs if r % 2 else rs[::-1]):
