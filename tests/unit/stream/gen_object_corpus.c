@@ -33,24 +33,6 @@ save(const char *name, const void *data, size_t len)
     written += len;
 }
 
-static struct crypt_key *
-test_key(void)
-{
-    char path[] = "/tmp/ferry-gen-key-XXXXXX";
-    unsigned char raw[32];
-    struct crypt_key *k = NULL;
-    struct err err;
-    int fd = mkstemp(path);
-
-    for (int i = 0; i < 32; i++)
-        raw[i] = (unsigned char)i;
-    if (fd < 0 || write(fd, raw, 32) != 32 || crypt_key_from_file(&k, path, &err) < 0)
-        exit(1);
-    close(fd);
-    unlink(path);
-    return k;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -68,7 +50,7 @@ main(int argc, char **argv)
         return 2;
     }
     outdir = argv[1];
-    keys[1] = test_key();
+    keys[1] = raw_key(0);
     if (crypt_key_from_passphrase(&keys[2], "fuzz", &err) < 0)
         return 1;
     for (enum object_compress c = OBJECT_COMPRESS_NONE; c <= OBJECT_COMPRESS_GZIP; c++)

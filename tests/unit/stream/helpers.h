@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/xmalloc.h"
@@ -50,6 +51,25 @@ fill_text(unsigned char *p, size_t n)
         memcpy(p + i, w, l);
         i += l;
     }
+}
+
+/* A raw-key crypt_key of the bytes base, base+1, ... (through a key file, as users give it). */
+static inline struct crypt_key *
+raw_key(unsigned char base)
+{
+    char path[] = "/tmp/ferry-test-key-XXXXXX";
+    unsigned char raw[32];
+    struct crypt_key *k = NULL;
+    struct err err;
+    int fd = mkstemp(path);
+
+    for (int i = 0; i < 32; i++)
+        raw[i] = (unsigned char)(base + i);
+    if (fd < 0 || write(fd, raw, 32) != 32 || crypt_key_from_file(&k, path, &err) < 0)
+        abort();
+    close(fd);
+    unlink(path);
+    return k;
 }
 
 /*

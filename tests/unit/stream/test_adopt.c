@@ -9,7 +9,6 @@
  * decoding of object bodies: one frame, with its content checksum.
  */
 #include <openssl/evp.h>
-#include <unistd.h>
 #include <zstd.h>
 
 #include "check.h"
@@ -53,24 +52,6 @@ static void
 sha256(unsigned char out[32], const void *p, size_t n)
 {
     EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL);
-}
-
-static struct crypt_key *
-raw_key(void)
-{
-    char path[] = "/tmp/ferry-test-key-XXXXXX";
-    unsigned char raw[32];
-    struct crypt_key *k = NULL;
-    struct err err;
-    int fd = mkstemp(path);
-
-    for (int i = 0; i < 32; i++)
-        raw[i] = (unsigned char)(7 * i + 1);
-    if (fd < 0 || write(fd, raw, 32) != 32 || crypt_key_from_file(&k, path, &err) < 0)
-        abort();
-    close(fd);
-    unlink(path);
-    return k;
 }
 
 /* Adopt frame into an object (out), written in pieces of chunk (0: random sizes). */
@@ -122,7 +103,7 @@ test_adopt_round_trips(void)
     static const size_t sizes[] = {0, 1, 4, 5, 70000, 3 << 20};
     const size_t big = 3 << 20;
     unsigned char *data = xmalloc(big);
-    struct crypt_key *key = raw_key();
+    struct crypt_key *key = raw_key(7);
 
     for (int kind = 0; kind < 2; kind++) {
         if (kind == 0)

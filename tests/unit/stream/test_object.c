@@ -55,24 +55,6 @@ max_rss_kib(void)
     return ru.ru_maxrss;
 }
 
-static struct crypt_key *
-raw_key(unsigned char base)
-{
-    char path[] = "/tmp/ferry-test-key-XXXXXX";
-    unsigned char raw[32];
-    struct crypt_key *k = NULL;
-    struct err err;
-    int fd = mkstemp(path);
-
-    for (int i = 0; i < 32; i++)
-        raw[i] = (unsigned char)(base + i);
-    if (fd < 0 || write(fd, raw, 32) != 32 || crypt_key_from_file(&k, path, &err) < 0)
-        abort();
-    close(fd);
-    unlink(path);
-    return k;
-}
-
 static size_t
 header_len(const struct crypt_key *k)
 {
