@@ -576,7 +576,8 @@ enc_write(struct sink *s, const void *buf, size_t len, struct err *err)
         return 0;
     if (!e->prehashed && EVP_DigestUpdate(e->md, buf, len) != 1)
         return err_set(err, ERR_INTERNAL, "sha-256 update failed");
-    e->plain += len;
+    if (!e->plain_given) /* else the caller says at finish */
+        e->plain += len;
     return sink_write(e->chain, buf, len, err);
 }
 
