@@ -825,7 +825,7 @@ main(int argc, char **argv)
      */
     bo.server_zstd = server_compress && sys.version_num >= 150000 &&
                      cli.oopts.compress == OBJECT_COMPRESS_ZSTD && !max_rate;
-    bo.server_zstd_level = cli.oopts.level ? cli.oopts.level : 1;
+    bo.server_zstd_level = cli.oopts.level ? cli.oopts.level : STREAM_ZSTD_LEVEL_DEFAULT;
     bo.server_zstd_workers = (int)server_workers;
     for (;;) {
         if (bo.server_zstd)

@@ -22,12 +22,10 @@
 #include "base/xmalloc.h"
 
 /*
- * Level 1 by default: on real WAL and pgbench tables it compresses ~35% faster
- * than level 3 for ~13% more bytes (bench/README.md), and compression is most
- * of the CPU of a WAL push. Levels above 19 need windows beyond what decoders
- * accept by default.
+ * Level 1 by default (STREAM_ZSTD_LEVEL_DEFAULT, stages.h): compression is
+ * most of the CPU of a WAL push. Levels above 19 need windows beyond what
+ * decoders accept by default.
  */
-#define ZSTD_LEVEL_DEFAULT 1
 #define ZSTD_LEVEL_MAX 19
 #define UNZSTD_WINDOW_LOG_MAX 27
 
@@ -160,7 +158,7 @@ zstd_sink_new(struct sink *next, int level)
 
     sink_init(&z->base, &zstd_ops, next);
     if (level == 0)
-        level = ZSTD_LEVEL_DEFAULT;
+        level = STREAM_ZSTD_LEVEL_DEFAULT;
     if (level > ZSTD_LEVEL_MAX)
         level = ZSTD_LEVEL_MAX;
     if (level < ZSTD_minCLevel())
