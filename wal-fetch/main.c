@@ -14,13 +14,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,6 +61,8 @@ static const char usage[] =
     "next --prefetch segments (following timeline switches through the archive's history\n"
     "files) in parallel into --spool-path (default: DEST's directory/ferry-prefetch), so\n"
     "later calls only verify and rename. A stale or damaged spool file is fetched again.\n"
+    "While it runs, the other calls of the recovery (history probes, the end of the archive)\n"
+    "ask it over spool/.sock, on its open connection, instead of starting a core.\n"
     "Prefetch is off for any other DEST (e.g. pg_rewind).";
 
 /*
@@ -220,6 +225,182 @@ prefetch_worker(void *arg)
     return NULL;
 }
 
+/*
+ * The calls the spool cannot answer (the end of the archive, a segment asked
+ * again, timeline history probes) ask the prefetcher over spool/.sock, one
+ * line with the file's name; it fetches the file into the spool with its
+ * note on its own open connection and answers "ok", "missing MESSAGE" (the
+ * archive does not have it), or "error" (the call asks the core, which
+ * reports it). Each answer comes from a lookup made for that call: nothing
+ * is remembered as missing.
+ */
+#define SERVE_IO_SECONDS 5
+
+struct serve {
+    struct prefetch *p;
+    int lfd;
+};
+
+/* Fetch name into the spool for a call; the answer line (without newline) into ans. */
+static void
+serve_one(struct prefetch *p, struct archive *ar, const char *name, const char *boot, char *ans,
+          size_t ans_size)
+{
+    struct walname w;
+    struct err err;
+    struct object_info info;
+
+    snprintf(ans, ans_size, "error");
+    if (walname_parse(&w, name, &err) < 0 ||
+        (w.kind != WALNAME_SEGMENT && w.kind != WALNAME_HISTORY))
+        return;
+    char *file = xasprintf("%s/%s", p->spool, name);
+    char *note = xasprintf("%s/%s.sha256", p->spool, name);
+    char *busy = xasprintf("%s/%s.fetching", p->spool, name);
+    int bfd = -1;
+
+    /* a worker fetching it right now: its result is the answer */
+    for (int64_t until = clock_ms() + 60000;;) {
+        if (access(note, F_OK) == 0) {
+            snprintf(ans, ans_size, "ok");
+            goto out;
+        }
+        bfd = open(busy, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (bfd < 0)
+            goto out;
+        if (flock(bfd, LOCK_EX | LOCK_NB) == 0)
+            break;
+        close(bfd);
+        bfd = -1;
+        if (clock_ms() > until)
+            goto out;
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* taken between the worker's note and its unlink of the marker: look again */
+    if (access(note, F_OK) == 0) {
+        snprintf(ans, ans_size, "ok");
+        unlink(busy);
+        goto out;
+    }
+    if (archive_fetch_file(ar, &w, w.kind == WALNAME_SEGMENT ? p->cluster : NULL, file,
+                           boot[0] ? ARCHIVE_FETCH_NOSYNC : 0, &info, &err) == 0) {
+        note_write(note, file, &info, boot);
+        snprintf(ans, ans_size, "ok");
+        pthread_mutex_lock(&p->lock);
+        p->fetched++;
+        pthread_mutex_unlock(&p->lock);
+    } else if (err.kind == ERR_NOT_FOUND) {
+        snprintf(ans, ans_size, "missing %s", err.msg);
+    } else {
+        log_info("fetch of \"%s\" for a call failed: %s", name, err.msg);
+    }
+    unlink(busy);
+out:
+    if (bfd >= 0)
+        close(bfd);
+    free(file);
+    free(note);
+    free(busy);
+}
+
+static void *
+prefetch_serve(void *arg)
+{
+    struct serve *sv = arg;
+    struct prefetch *p = sv->p;
+    struct repo *repo = NULL;
+    struct err err;
+    char boot[64];
+
+    boot_id(boot);
+    if (repo_open(&repo, opts_get(p->cli->opts, "repo"), &p->cli->ropts, &err) < 0)
+        return NULL;
+    struct archive ar = {repo, p->cli->oopts, p->cli->key};
+    for (;;) {
+        struct pollfd pfd = {sv->lfd, POLLIN, 0};
+
+        pthread_mutex_lock(&p->lock);
+        bool quit = p->quit;
+        pthread_mutex_unlock(&p->lock);
+        if (quit)
+            break;
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        int cfd = accept4(sv->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0)
+            continue;
+        struct timeval to = {SERVE_IO_SECONDS, 0};
+        char line[WALNAME_MAX + 2], ans[600];
+        size_t got = 0;
+
+        if (setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof(to)) == 0 &&
+            setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to)) == 0) {
+            while (got < sizeof(line) - 1) {
+                ssize_t r = read(cfd, line + got, sizeof(line) - 1 - got);
+
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+                if (memchr(line, '\n', got))
+                    break;
+            }
+        }
+        line[got] = '\0';
+        char *nl = strchr(line, '\n');
+        if (nl) {
+            *nl = '\0';
+            serve_one(p, &ar, line, boot, ans, sizeof(ans) - 1);
+            size_t n = strlen(ans);
+            ans[n++] = '\n';
+            if (write(cfd, ans, n) < 0) {
+                /* the call gave up waiting: it asks the core; the spool keeps the file */
+            }
+        }
+        close(cfd);
+    }
+    repo_close(repo);
+    return NULL;
+}
+
+/* spool/.sock bound and listening, or -1 (the calls then ask the core). */
+static int
+serve_listen(const char *spool)
+{
+    struct sockaddr_un sa;
+    int dfd = spool_sock_addr(spool, &sa);
+    int fd = dfd < 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    /* a dead prefetcher's socket: this one holds the spool's lock */
+    if (fd >= 0 && (unlink(sa.sun_path) == 0 || errno == ENOENT) &&
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 8) == 0) {
+        close(dfd);
+        return fd;
+    }
+    log_info("prefetch: calls will not be answered here: could not listen on \"%s/.sock\": %s",
+             spool, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    return -1;
+}
+
+/* Stop taking calls: from now on they ask the core at once. */
+static void
+serve_unlink(const char *spool)
+{
+    struct sockaddr_un sa;
+    int dfd = spool_sock_addr(spool, &sa);
+
+    if (dfd >= 0) {
+        unlink(sa.sun_path);
+        close(dfd);
+    }
+}
+
 struct hist_scan {
     uint32_t best;
 };
@@ -364,10 +545,18 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
     struct walname last = {0, 0, 0, 0, 0};
     unsigned long last_fetched = 0;
     int64_t last_progress = clock_ms(), last_fill = 0;
+    struct serve sv = {NULL, -1};
+    pthread_t server;
+    bool serving = false;
 
     memset(&p, 0, sizeof(p));
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.cond, NULL);
+    /*
+     * Listening before the repository is open: a call made while this
+     * process starts waits in the backlog instead of starting a core.
+     */
+    sv.lfd = serve_listen(spool);
     if (cli_open_repo(cli, &err) < 0)
         goto out;
     struct archive ar = {cli->repo, cli->oopts, cli->key};
@@ -385,6 +574,9 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
     for (int i = 0; i < PREFETCH_THREADS; i++)
         if (pthread_create(&threads[n_threads], NULL, prefetch_worker, &p) == 0)
             n_threads++;
+    sv.p = &p;
+    if (sv.lfd >= 0 && pthread_create(&server, NULL, prefetch_serve, &sv) == 0)
+        serving = true;
     while (clock_ms() - last_progress < PREFETCH_IDLE_MS) {
         struct walname cur;
         uint64_t segno;
@@ -441,12 +633,18 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
         nanosleep(&ts, NULL);
     }
 out:
+    if (sv.lfd >= 0)
+        serve_unlink(spool); /* first: a call now asks the core at once */
     pthread_mutex_lock(&p.lock);
     p.quit = true;
     pthread_cond_broadcast(&p.cond);
     pthread_mutex_unlock(&p.lock);
     for (int i = 0; i < n_threads; i++)
         pthread_join(threads[i], NULL);
+    if (serving)
+        pthread_join(server, NULL);
+    if (sv.lfd >= 0)
+        close(sv.lfd);
     history_free(&hist);
 }
 

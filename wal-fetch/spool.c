@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -149,18 +152,96 @@ position_write(const char *spool, const char *name)
     free(path);
 }
 
-char *
-spool_for(const struct opts *o, const struct walname *w, const char *dest, long prefetch)
+/* --spool-path, or DEST's directory/ferry-prefetch, when DEST's name is want. */
+static char *
+spool_dir(const struct opts *o, const char *dest, const char *want, long prefetch)
 {
     const char *base = strrchr(dest, '/');
 
     base = base ? base + 1 : dest;
-    if (strcmp(base, "RECOVERYXLOG") != 0 || prefetch <= 0 || w->kind != WALNAME_SEGMENT)
+    if (strcmp(base, want) != 0 || prefetch <= 0)
         return NULL;
     if (opts_get(o, "spool-path"))
         return xstrdup(opts_get(o, "spool-path"));
     return base == dest ? xstrdup("ferry-prefetch")
                         : xasprintf("%.*s/ferry-prefetch", (int)(base - dest - 1), dest);
+}
+
+char *
+spool_for(const struct opts *o, const struct walname *w, const char *dest, long prefetch)
+{
+    return w->kind == WALNAME_SEGMENT ? spool_dir(o, dest, "RECOVERYXLOG", prefetch) : NULL;
+}
+
+char *
+spool_for_history(const struct opts *o, const struct walname *w, const char *dest, long prefetch)
+{
+    return w->kind == WALNAME_HISTORY ? spool_dir(o, dest, "RECOVERYHISTORY", prefetch) : NULL;
+}
+
+int
+spool_sock_addr(const char *spool, struct sockaddr_un *sa)
+{
+    int dfd = open(spool, O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+    if (dfd < 0)
+        return -1;
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/.sock", dfd);
+    return dfd;
+}
+
+enum spool_answer
+spool_ask(const char *spool, const char *name, unsigned seconds, char *reason, size_t reason_size)
+{
+    struct sockaddr_un sa;
+    struct timeval send_to = {5, 0}, recv_to = {(time_t)seconds, 0};
+    char line[512];
+    size_t got = 0;
+    enum spool_answer ans = SPOOL_ASK_NONE;
+    int dfd = spool_sock_addr(spool, &sa);
+    int fd = dfd < 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    reason[0] = '\0';
+    if (fd < 0)
+        goto out;
+    /* bounded everywhere: connect (a full backlog) and the wait for the answer */
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send_to, sizeof(send_to)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &recv_to, sizeof(recv_to)) < 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        goto out; /* no prefetcher at work (ENOENT, ECONNREFUSED): the core asks */
+    int n = snprintf(line, sizeof(line), "%s\n", name);
+    if (n <= 0 || (size_t)n >= sizeof(line) || write(fd, line, (size_t)n) != n)
+        goto out;
+    while (got < sizeof(line) - 1) {
+        ssize_t r = read(fd, line + got, sizeof(line) - 1 - got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (memchr(line, '\n', got))
+            break;
+    }
+    line[got] = '\0';
+    char *nl = strchr(line, '\n');
+    if (!nl)
+        goto out; /* no whole answer: timeout, or the prefetcher went away */
+    *nl = '\0';
+    if (strcmp(line, "ok") == 0) {
+        ans = SPOOL_ASK_OK;
+    } else if (strncmp(line, "missing ", 8) == 0) {
+        snprintf(reason, reason_size, "%s", line + 8);
+        ans = SPOOL_ASK_MISSING;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (dfd >= 0)
+        close(dfd);
+    return ans;
 }
 
 bool

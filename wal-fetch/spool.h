@@ -12,6 +12,8 @@
  *   NAME.fetching the prefetcher is fetching NAME now
  *   .position     the name of the latest call; the prefetcher follows it
  *   .lock         flock held by the prefetcher
+ *   .sock         the prefetcher's unix socket: a call the spool cannot answer
+ *                 asks it to fetch the file on its open connection (spool_ask)
  */
 #ifndef WAL_FETCH_SPOOL_H
 #define WAL_FETCH_SPOOL_H
@@ -35,6 +37,13 @@ extern const struct opt_def fetch_opts[];
  * (e.g. pg_rewind), the file is not a segment, or --prefetch is 0.
  */
 char *spool_for(const struct opts *o, const struct walname *w, const char *dest, long prefetch);
+/*
+ * The spool a call for a timeline history file may ask (spool_ask): the same
+ * directory as for segments, when DEST is PostgreSQL's RECOVERYHISTORY and
+ * --prefetch is not 0; NULL otherwise.
+ */
+char *spool_for_history(const struct opts *o, const struct walname *w, const char *dest,
+                        long prefetch);
 /* Create the spool if needed and write the position; false if it cannot be used. */
 bool spool_enter(const char *spool, const char *name);
 
@@ -45,6 +54,24 @@ typedef int spool_hash_fn(const char *path, unsigned char sha[32], uint64_t *siz
 bool spool_take(const char *spool, const char *name, const char *dest, spool_hash_fn *hash);
 /* Wait (bounded) while the prefetcher fetches name; true when its note appeared. */
 bool spool_wait(const char *spool, const char *name);
+/*
+ * spool/.sock as a unix socket address that fits whatever the spool's path
+ * (/proc/self/fd/N/.sock): the directory's descriptor N, to close after
+ * bind or connect, or -1.
+ */
+struct sockaddr_un;
+int spool_sock_addr(const char *spool, struct sockaddr_un *sa);
+
+/*
+ * What the running prefetcher answered for a file that was not in the
+ * spool: it fetched, verified and noted it there (take it with spool_take),
+ * or the archive does not have it (reason gets its message), or no answer
+ * (no prefetcher, an error, or nothing within seconds): the core must ask.
+ */
+enum spool_answer { SPOOL_ASK_NONE, SPOOL_ASK_OK, SPOOL_ASK_MISSING };
+enum spool_answer spool_ask(const char *spool, const char *name, unsigned seconds, char *reason,
+                            size_t reason_size);
+
 /* Tell the prefetcher which segment PostgreSQL asked for last. */
 void position_write(const char *spool, const char *name);
 

@@ -19,6 +19,9 @@
 #  (i) S3 stalls: ferry-wal-push exits 1 and ferry-wal-fetch 200 within their deadlines
 #  (j) prefetch: a damaged spool file is fetched again, a good one is taken from the spool;
 #      no spool for a destination other than RECOVERYXLOG
+#  (k) a running prefetcher answers the calls its spool cannot (a segment asked again, the
+#      end of the archive, history files) over its socket; a damaged object and a dead
+#      prefetcher's socket leave the call to the core
 . "$(dirname "$0")/lib.sh"
 . "$HARNESS/pg.sh"
 use_servers
@@ -366,6 +369,87 @@ run_pg "$WAL_FETCH" --config "$CFG_F" "$S1" "$PGT/pf2/$S1"
 expect_rc 0 "fetch to a destination that is not RECOVERYXLOG (as pg_rewind does)"
 sleep 1
 expect_file_absent "$PGT/pf2/ferry-prefetch" "no prefetch spool there"
+
+# ---------------------------------------------------------------------------------------
+section "(k) the prefetcher answers what its spool cannot; a damaged object or a dead one: the core"
+PF="$PGT/pf/pg_wal"
+# prefetcher_pid: the process holding the spool's lock
+prefetcher_pid() {
+    local p
+    for p in /proc/[0-9]*; do
+        ls -l "$p/fd" 2>/dev/null | grep -q " $SPOOL/.lock\$" && echo "${p#/proc/}"
+    done
+}
+# wait_answering: until a prefetcher listens on the spool's socket
+wait_answering() {
+    for _ in $(seq 1 100); do
+        [ -S "$SPOOL/.sock" ] && [ -n "$(prefetcher_pid)" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+rm -f "$PF/RECOVERYXLOG"
+run_pg "$WAL_FETCH" --config "$CFG_F" "$S1" "$PF/RECOVERYXLOG"
+expect_rc 0 "fetch $S1 (a prefetcher is at work afterwards)"
+wait_answering
+expect_eq "$?" 0 "the prefetcher listens on $SPOOL/.sock"
+rm -f "$PF/RECOVERYXLOG"
+run_pg "$WAL_FETCH" --config "$CFG_F" --log-level info "$S1" "$PF/RECOVERYXLOG"
+expect_rc 0 "$S1 asked again (as at the end of recovery): exit 0"
+expect_contains "$(cat "$ERR")" "restored \"$S1\" through the prefetcher" "the prefetcher fetched it"
+expect_same_file "$PF/RECOVERYXLOG" "$T/want-$S1" "with the archived bytes"
+BEYOND=$(seg_name 1 4000 16777216)
+run_pg "$WAL_FETCH" --config "$CFG_F" --log-level info "$BEYOND" "$PF/RECOVERYXLOG"
+expect_rc 1 "a segment after the end of the archive: exit 1"
+expect_eq "$(cat "$ERR")" "ferry-wal-fetch: info: \"$BEYOND\" is not in the archive (asked through the prefetcher)" \
+    "the prefetcher looked it up"
+expect_same_file "$PF/RECOVERYXLOG" "$T/want-$S1" "and %p is left as it was"
+run_pg "$WAL_FETCH" --config "$CFG_F" --log-level info 00000005.history "$PF/RECOVERYHISTORY"
+expect_rc 1 "a history file the archive does not have: exit 1"
+expect_eq "$(cat "$ERR")" "ferry-wal-fetch: info: \"00000005.history\" is not in the archive (asked through the prefetcher)" \
+    "the prefetcher looked it up"
+expect_file_absent "$PF/RECOVERYHISTORY" "nothing at %p"
+mkdir -p "$PGT/hist/pg_wal"
+printf '1\t0/9000000\tno recovery target specified\n' >"$PGT/hist/pg_wal/00000007.history"
+chown -R postgres: "$PGT/hist"
+run_pg "$WAL_PUSH" --config "$CFG_F" "$PGT/hist/pg_wal/00000007.history"
+expect_rc 0 "a history file 00000007.history archived"
+run_pg "$WAL_FETCH" --config "$CFG_F" --log-level info 00000007.history "$PF/RECOVERYHISTORY"
+expect_rc 0 "fetch it to RECOVERYHISTORY: exit 0"
+expect_contains "$(cat "$ERR")" "restored \"00000007.history\" through the prefetcher" "the prefetcher fetched it"
+expect_same_file "$PF/RECOVERYHISTORY" "$PGT/hist/pg_wal/00000007.history" "with its bytes"
+rm -f "$PF/RECOVERYHISTORY"
+OBJ2="$PGT/frepo/$(wal_key "$S2")"
+cp -p "$OBJ2" "$T/good-object-2"
+python3 - "$OBJ2" <<'PY'
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(os.path.getsize(sys.argv[1]) // 2)
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0x01]))
+PY
+rm -f "$PF/RECOVERYXLOG"
+run_pg "$WAL_FETCH" --config "$CFG_F" "$S2" "$PF/RECOVERYXLOG"
+expect_tool_error 200 "damaged" "$S2 damaged in the archive: the core reports it, exit 200"
+expect_file_absent "$PF/RECOVERYXLOG" "nothing at %p"
+expect_file_absent "$SPOOL/$S2" "nor in the spool"
+cp -p "$T/good-object-2" "$OBJ2"
+pid=$(prefetcher_pid)
+[ -n "$pid" ] && kill -9 $pid
+for _ in $(seq 1 50); do [ -z "$(prefetcher_pid)" ] && break; sleep 0.1; done
+expect_eq "$(prefetcher_pid)" "" "the prefetcher killed (-9)"
+expect_eq "$([ -S "$SPOOL/.sock" ] && echo left)" left "its socket is left behind"
+run_pg "$WAL_FETCH" --config "$CFG_F" --log-level info "$S1" "$PF/RECOVERYXLOG"
+expect_rc 0 "with nobody behind the socket, $S1: exit 0"
+expect_eq "$(cat "$ERR")" "ferry-wal-fetch: info: restored \"$S1\"" "the core fetched it"
+expect_same_file "$PF/RECOVERYXLOG" "$T/want-$S1" "with the archived bytes"
+wait_answering
+expect_eq "$?" 0 "the new prefetcher listens on the socket again"
+rm -f "$PF/RECOVERYXLOG"
+run_pg "$WAL_FETCH" --config "$CFG_F" --log-level info "$S1" "$PF/RECOVERYXLOG"
+expect_rc 0 "and $S1 again: exit 0"
+expect_contains "$(cat "$ERR")" "restored \"$S1\" through the prefetcher" "answered by the new prefetcher"
 pg_stop "$P"
 pg_stop "$Q"
 done_testing

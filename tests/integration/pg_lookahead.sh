@@ -101,7 +101,21 @@ cp "$WAL_PUSH" "$WAL_FETCH" "$T/alone/"
 chmod 755 "$T" "$T/alone"
 run_pg "$T/alone/ferry-wal-push" --repo "file://$PGT/repo2" "$T/pd/pg_wal/$one"
 expect_tool_error 1 "cannot run ferry-wal-push-core" "the front alone: push exits 1 naming the missing core"
-run_pg "$T/alone/ferry-wal-fetch" --repo "file://$PGT/repo2" "$one" "$T/fd/pg_wal/RECOVERYXLOG"
+# another spool: the prefetcher the fetches above started would answer this call itself
+mkdir -p "$T/fd2/pg_wal"
+chown -R postgres: "$T/fd2"
+run_pg "$T/alone/ferry-wal-fetch" --repo "file://$PGT/repo2" "$one" "$T/fd2/pg_wal/RECOVERYXLOG"
 expect_rc 200 "the front alone: fetch exits 200 (recovery stops, it does not end early)"
 expect_contains "$(cat "$ERR")" "cannot run ferry-wal-fetch-core" "naming the missing core"
+run_pg "$T/alone/ferry-wal-fetch" --repo "file://$PGT/repo2" 00000002.history "$T/fd2/pg_wal/RECOVERYHISTORY"
+expect_rc 200 "and for a history probe: exit 200, not 'not found'"
+rm -f "$T/fd/pg_wal/RECOVERYXLOG"
+# a full fetch first: it leaves a prefetcher at work there, whoever answers it
+run_pg "$WAL_FETCH" --repo "file://$PGT/repo2" --encryption-passphrase 'front-secret-1' "$one" "$T/fd/pg_wal/RECOVERYXLOG"
+rm -f "$T/fd/pg_wal/RECOVERYXLOG"
+for _ in $(seq 1 100); do [ -S "$T/fd/pg_wal/ferry-prefetch/.sock" ] && break; sleep 0.1; done
+run_pg "$T/alone/ferry-wal-fetch" --repo "file://$PGT/repo2" --log-level info "$one" "$T/fd/pg_wal/RECOVERYXLOG"
+expect_rc 0 "the front alone, where a prefetcher is at work: it answers ($one asked again)"
+expect_contains "$(cat "$ERR")" "restored \"$one\" through the prefetcher" "the prefetcher fetched it"
+expect_same_file "$T/fd/pg_wal/RECOVERYXLOG" "$T/pd/pg_wal/$one" "with the archived bytes"
 done_testing
