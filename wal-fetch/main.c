@@ -144,6 +144,16 @@ prefetch_failed(const struct prefetch *p, const struct walname *w)
     return false;
 }
 
+/* A prefetch thread's own connection to the repository, and this boot's id. */
+static int
+thread_repo(struct prefetch *p, struct repo **repo, char boot[64])
+{
+    struct err err;
+
+    boot_id(boot);
+    return repo_open(repo, opts_get(p->cli->opts, "repo"), &p->cli->ropts, &err);
+}
+
 static void *
 prefetch_worker(void *arg)
 {
@@ -152,8 +162,7 @@ prefetch_worker(void *arg)
     struct err err;
     char boot[64];
 
-    boot_id(boot);
-    if (repo_open(&repo, opts_get(p->cli->opts, "repo"), &p->cli->ropts, &err) < 0)
+    if (thread_repo(p, &repo, boot) < 0)
         return NULL;
     struct archive ar = {repo, p->cli->oopts, p->cli->key};
     for (;;) {
@@ -310,13 +319,11 @@ prefetch_serve(void *arg)
     struct serve *sv = arg;
     struct prefetch *p = sv->p;
     struct repo *repo = NULL;
-    struct err err;
     char boot[64];
-
-    boot_id(boot);
-    if (repo_open(&repo, opts_get(p->cli->opts, "repo"), &p->cli->ropts, &err) < 0)
-        return NULL;
+    /* without a connection every call is answered "error": it asks the core at once */
+    bool have_repo = thread_repo(p, &repo, boot) == 0;
     struct archive ar = {repo, p->cli->oopts, p->cli->key};
+
     for (;;) {
         struct pollfd pfd = {sv->lfd, POLLIN, 0};
 
@@ -332,27 +339,14 @@ prefetch_serve(void *arg)
             continue;
         struct timeval to = {SERVE_IO_SECONDS, 0};
         char line[WALNAME_MAX + 2], ans[600];
-        size_t got = 0;
 
         if (setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &to, sizeof(to)) == 0 &&
-            setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to)) == 0) {
-            while (got < sizeof(line) - 1) {
-                ssize_t r = read(cfd, line + got, sizeof(line) - 1 - got);
-
-                if (r < 0 && errno == EINTR)
-                    continue;
-                if (r <= 0)
-                    break;
-                got += (size_t)r;
-                if (memchr(line, '\n', got))
-                    break;
-            }
-        }
-        line[got] = '\0';
-        char *nl = strchr(line, '\n');
-        if (nl) {
-            *nl = '\0';
-            serve_one(p, &ar, line, boot, ans, sizeof(ans) - 1);
+            setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &to, sizeof(to)) == 0 &&
+            spool_read_line(cfd, line, sizeof(line))) {
+            if (have_repo)
+                serve_one(p, &ar, line, boot, ans, sizeof(ans) - 1);
+            else
+                snprintf(ans, sizeof(ans) - 1, "error");
             size_t n = strlen(ans);
             ans[n++] = '\n';
             if (write(cfd, ans, n) < 0) {
@@ -361,7 +355,8 @@ prefetch_serve(void *arg)
         }
         close(cfd);
     }
-    repo_close(repo);
+    if (have_repo)
+        repo_close(repo);
     return NULL;
 }
 

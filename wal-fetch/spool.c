@@ -192,13 +192,36 @@ spool_sock_addr(const char *spool, struct sockaddr_un *sa)
     return dfd;
 }
 
+bool
+spool_read_line(int fd, char *line, size_t size)
+{
+    size_t got = 0;
+
+    while (got < size - 1) {
+        ssize_t r = read(fd, line + got, size - 1 - got);
+
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+        if (memchr(line, '\n', got))
+            break;
+    }
+    line[got] = '\0';
+    char *nl = strchr(line, '\n');
+    if (!nl)
+        return false;
+    *nl = '\0';
+    return true;
+}
+
 enum spool_answer
 spool_ask(const char *spool, const char *name, unsigned seconds, char *reason, size_t reason_size)
 {
     struct sockaddr_un sa;
     struct timeval send_to = {5, 0}, recv_to = {(time_t)seconds, 0};
     char line[512];
-    size_t got = 0;
     enum spool_answer ans = SPOOL_ASK_NONE;
     int dfd = spool_sock_addr(spool, &sa);
     int fd = dfd < 0 ? -1 : socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -214,22 +237,8 @@ spool_ask(const char *spool, const char *name, unsigned seconds, char *reason, s
     int n = snprintf(line, sizeof(line), "%s\n", name);
     if (n <= 0 || (size_t)n >= sizeof(line) || write(fd, line, (size_t)n) != n)
         goto out;
-    while (got < sizeof(line) - 1) {
-        ssize_t r = read(fd, line + got, sizeof(line) - 1 - got);
-
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-        if (memchr(line, '\n', got))
-            break;
-    }
-    line[got] = '\0';
-    char *nl = strchr(line, '\n');
-    if (!nl)
+    if (!spool_read_line(fd, line, sizeof(line)))
         goto out; /* no whole answer: timeout, or the prefetcher went away */
-    *nl = '\0';
     if (strcmp(line, "ok") == 0) {
         ans = SPOOL_ASK_OK;
     } else if (strncmp(line, "missing ", 8) == 0) {

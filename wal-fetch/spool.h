@@ -72,6 +72,12 @@ enum spool_answer { SPOOL_ASK_NONE, SPOOL_ASK_OK, SPOOL_ASK_MISSING };
 enum spool_answer spool_ask(const char *spool, const char *name, unsigned seconds, char *reason,
                             size_t reason_size);
 
+/*
+ * Read one line from a socket (bounded by its timeouts) into line: true
+ * with the newline cut off, false without a whole line.
+ */
+bool spool_read_line(int fd, char *line, size_t size);
+
 /* Tell the prefetcher which segment PostgreSQL asked for last. */
 void position_write(const char *spool, const char *name);
 

@@ -37,6 +37,17 @@ ferry_cfg "$CFG_PX" "repo = s3://$S3RVER_BUCKET/$PFX/main" "s3-endpoint = $PROXY
 CFG_S3="$PGT/direct.conf" # the same repository, straight to s3rver
 ferry_cfg "$CFG_S3" "repo = s3://$S3RVER_BUCKET/$PFX/main" "s3-endpoint = $S3RVER_ENDPOINT" "${S3CREDS[@]}"
 
+# flip_middle_byte FILE: damage one bit in the middle of FILE
+flip_middle_byte() {
+    python3 - "$1" <<'PY'
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(os.path.getsize(sys.argv[1]) // 2)
+    b = f.read(1)
+    f.seek(-1, 1)
+    f.write(bytes([b[0] ^ 0x01]))
+PY
+}
 # push_pg CONFIG FILE [OPTIONS]: ferry-wal-push as postgres ($RC, $OUT, $ERR)
 push_pg() { run_pg "$WAL_PUSH" --config "$@"; }
 
@@ -148,14 +159,7 @@ OBJ="$PGT/frepo/$(wal_key "$QBAD")"
 [ -f "$OBJ" ] || bail "the object of $QBAD is a file in the repository" "$(find "$PGT/frepo" | head)"
 cp -p "$OBJ" "$T/good-object"
 size=$(stat -c %s "$OBJ")
-python3 - "$OBJ" <<'PY'
-import os, sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(os.path.getsize(sys.argv[1]) // 2)
-    b = f.read(1)
-    f.seek(-1, 1)
-    f.write(bytes([b[0] ^ 0x01]))
-PY
+flip_middle_byte "$OBJ"
 mkdir -p "$PGT/fetch"
 chown postgres: "$PGT/fetch"
 run_pg "$WAL_FETCH" --config "$CFG_F" "$QBAD" "$PGT/fetch/RECOVERYXLOG"
@@ -421,14 +425,7 @@ expect_same_file "$PF/RECOVERYHISTORY" "$PGT/hist/pg_wal/00000007.history" "with
 rm -f "$PF/RECOVERYHISTORY"
 OBJ2="$PGT/frepo/$(wal_key "$S2")"
 cp -p "$OBJ2" "$T/good-object-2"
-python3 - "$OBJ2" <<'PY'
-import os, sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(os.path.getsize(sys.argv[1]) // 2)
-    b = f.read(1)
-    f.seek(-1, 1)
-    f.write(bytes([b[0] ^ 0x01]))
-PY
+flip_middle_byte "$OBJ2"
 rm -f "$PF/RECOVERYXLOG"
 run_pg "$WAL_FETCH" --config "$CFG_F" "$S2" "$PF/RECOVERYXLOG"
 expect_tool_error 200 "damaged" "$S2 damaged in the archive: the core reports it, exit 200"
