@@ -28,6 +28,7 @@ main(int argc, char **argv)
     struct walname w;
     struct err err;
     char *spool = NULL;
+    int rc = 0;
 
     if (!o)
         goto core;
@@ -66,9 +67,8 @@ main(int argc, char **argv)
         goto done;
     case SPOOL_ASK_MISSING:
         log_info("%s (asked through the prefetcher)", reason);
-        free(spool);
-        opts_free(o);
-        return 1;
+        rc = 1;
+        goto done;
     case SPOOL_ASK_NONE:
         break;
     }
@@ -76,7 +76,7 @@ main(int argc, char **argv)
 done:
     free(spool);
     opts_free(o);
-    return 0;
+    return rc;
 core:
     free(spool);
     opts_free(o);

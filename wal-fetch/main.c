@@ -100,6 +100,27 @@ out:
     free(tmp);
 }
 
+/*
+ * Fetch w into the spool as file, decoded and verified, and write its note;
+ * nothing is left there on failure.
+ */
+static int
+spool_fetch(struct archive *ar, const struct walname *w, const struct cluster_info *cluster,
+            const char *file, const char *note, const char *boot, struct err *err)
+{
+    struct object_info info;
+
+    /* without a boot id the spool cannot be trusted after a crash: fsync */
+    unsigned flags = boot[0] ? ARCHIVE_FETCH_NOSYNC : 0;
+
+    if (archive_fetch_file(ar, w, cluster, file, flags, &info, err) < 0) {
+        unlink(file);
+        return -1;
+    }
+    note_write(note, file, &info, boot);
+    return 0;
+}
+
 /* ---- the background prefetcher ---- */
 
 /*
@@ -197,17 +218,12 @@ prefetch_worker(void *arg)
         }
         pthread_mutex_unlock(&p->lock);
 
-        struct object_info info;
         bool ok = false, missing = false;
 
         if (todo) {
-            /* without a boot id the spool cannot be trusted after a crash: fsync */
-            if (archive_fetch_file(&ar, &w, p->cluster, file, boot[0] ? ARCHIVE_FETCH_NOSYNC : 0,
-                                   &info, &err) == 0) {
-                note_write(note, file, &info, boot);
+            if (spool_fetch(&ar, &w, p->cluster, file, note, boot, &err) == 0) {
                 ok = true;
             } else {
-                unlink(file);
                 missing = err.kind == ERR_NOT_FOUND;
                 if (!missing)
                     log_info("prefetch of \"%s\" failed: %s", name, err.msg);
@@ -257,7 +273,6 @@ serve_one(struct prefetch *p, struct archive *ar, const char *name, const char *
 {
     struct walname w;
     struct err err;
-    struct object_info info;
 
     snprintf(ans, ans_size, "error");
     if (walname_parse(&w, name, &err) < 0 ||
@@ -292,9 +307,8 @@ serve_one(struct prefetch *p, struct archive *ar, const char *name, const char *
         unlink(busy);
         goto out;
     }
-    if (archive_fetch_file(ar, &w, w.kind == WALNAME_SEGMENT ? p->cluster : NULL, file,
-                           boot[0] ? ARCHIVE_FETCH_NOSYNC : 0, &info, &err) == 0) {
-        note_write(note, file, &info, boot);
+    if (spool_fetch(ar, &w, w.kind == WALNAME_SEGMENT ? p->cluster : NULL, file, note, boot,
+                    &err) == 0) {
         snprintf(ans, ans_size, "ok");
         pthread_mutex_lock(&p->lock);
         p->fetched++;
