@@ -22,7 +22,7 @@ BIN="$ROOT/node_modules/.bin/s3rver"
 alive() { [ -f "$PIDF" ] && kill -0 "$(cat "$PIDF")" 2>/dev/null; }
 
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 "$ROOT/tests/harness/free_port.py"
 }
 
 start() {

@@ -200,7 +200,7 @@ rand_file() { head -c "$2" /dev/urandom >"$1"; }
 sha() { sha256sum <"$1" | cut -d' ' -f1; }
 
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 "$HARNESS/free_port.py"
 }
 
 # ---------------------------------------------------------------------------------------
