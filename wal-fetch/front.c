@@ -82,5 +82,5 @@ core:
     opts_free(o);
     front_exec_core(CORE_NAME, argv);
     /* cannot run the core: not "not found" (recovery would end early) */
-    return access("standby.signal", F_OK) == 0 ? 1 : FETCH_EXIT_FATAL;
+    return standby_mode() ? 1 : FETCH_EXIT_FATAL;
 }

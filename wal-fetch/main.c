@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -63,6 +64,8 @@ static const char usage[] =
     "later calls only verify and rename. A stale or damaged spool file is fetched again.\n"
     "While it runs, the other calls of the recovery (history probes, the end of the archive)\n"
     "ask it over spool/.sock, on its open connection, instead of starting a core.\n"
+    "Outside standby mode the background process runs at a lower priority (nice +10), so\n"
+    "PostgreSQL's replay comes first; in standby mode it keeps the caller's priority.\n"
     "Prefetch is off for any other DEST (e.g. pg_rewind).";
 
 /*
@@ -133,6 +136,32 @@ spool_fetch(struct archive *ar, const struct walname *w, const struct cluster_in
  */
 #define PREFETCH_IDLE_MS 10000
 #define PREFETCH_THREADS 4
+
+/*
+ * Outside standby mode the recovery is the server's only job, and its
+ * startup process replays WAL on the CPUs the prefetch threads would take
+ * while they run ahead: the prefetcher runs PREFETCH_NICE below the caller's
+ * priority. A standby serves queries beside its recovery for as long as it
+ * lives: there the prefetcher keeps the caller's priority, so that busy
+ * backends do not starve the fetch its startup process waits for.
+ */
+#define PREFETCH_NICE 10
+
+static void
+prefetch_priority(void)
+{
+    int cur;
+
+    if (standby_mode())
+        return;
+    errno = 0;
+    cur = getpriority(PRIO_PROCESS, 0);
+    if (cur == -1 && errno != 0)
+        return;
+    /* this thread only (Linux); the prefetch and server threads inherit it */
+    if (setpriority(PRIO_PROCESS, 0, cur + PREFETCH_NICE > 19 ? 19 : cur + PREFETCH_NICE) < 0)
+        log_debug("could not lower the prefetcher's priority: %s", strerror(errno));
+}
 
 struct prefetch {
     struct cli *cli;
@@ -558,6 +587,7 @@ prefetch_run(struct cli *cli, const char *spool, long count, unsigned long long 
     pthread_t server;
     bool serving = false;
 
+    prefetch_priority();
     memset(&p, 0, sizeof(p));
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.cond, NULL);
@@ -786,7 +816,7 @@ main(int argc, char **argv)
 fail:
     log_err(&err);
     if (rc != 1) {
-        bool standby = access("standby.signal", F_OK) == 0;
+        bool standby = standby_mode();
 
         mode = cli.opts ? opts_get(cli.opts, "on-storage-error") : NULL;
         if (mode && strcmp(mode, "retry") == 0)

@@ -254,6 +254,12 @@ out:
 }
 
 bool
+standby_mode(void)
+{
+    return access("standby.signal", F_OK) == 0;
+}
+
+bool
 spool_enter(const char *spool, const char *name)
 {
     if (mkdir(spool, 0700) < 0 && errno != EEXIST) {

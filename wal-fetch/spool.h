@@ -78,6 +78,12 @@ enum spool_answer spool_ask(const char *spool, const char *name, unsigned second
  */
 bool spool_read_line(int fd, char *line, size_t size);
 
+/*
+ * Standby mode: standby.signal in the working directory, which is the data
+ * directory when PostgreSQL runs restore_command.
+ */
+bool standby_mode(void);
+
 /* Tell the prefetcher which segment PostgreSQL asked for last. */
 void position_write(const char *spool, const char *name);
 

@@ -279,8 +279,13 @@ wal_key() {
 repo_ls() { timeout -k 5 60 "$FERRY" repo --config "$1" ls "$2" 2>&1; }
 
 # run_pg CMD...: run as postgres, stdout in $OUT, stderr in $ERR, status in $RC
-run_pg() {
-    (cd "$PGT" && timeout -k 5 "$CMD_TIMEOUT" runuser -u postgres -- "$@") >"$OUT" 2>"$ERR" </dev/null
+run_pg() { run_pg_in "$PGT" "$@"; }
+
+# run_pg_in DIR CMD...: the same, with DIR as the working directory
+run_pg_in() {
+    local dir="$1"
+    shift
+    (cd "$dir" && timeout -k 5 "$CMD_TIMEOUT" runuser -u postgres -- "$@") >"$OUT" 2>"$ERR" </dev/null
     RC=$?
     LAST_CMD="$*"
 }

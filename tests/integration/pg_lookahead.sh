@@ -118,4 +118,29 @@ run_pg "$T/alone/ferry-wal-fetch" --repo "file://$PGT/repo2" --log-level info "$
 expect_rc 0 "the front alone, where a prefetcher is at work: it answers ($one asked again)"
 expect_contains "$(cat "$ERR")" "restored \"$one\" through the prefetcher" "the prefetcher fetched it"
 expect_same_file "$T/fd/pg_wal/RECOVERYXLOG" "$T/pd/pg_wal/$one" "with the archived bytes"
+
+section "the prefetcher's priority"
+# the nice value of every thread of the prefetcher a call in data directory DIR left at work
+prefetcher_nice() {
+    local pid=""
+    for _ in $(seq 1 100); do
+        pid=$(pgrep -f "ferry-wal-fetch-core .*$1/pg_wal/RECOVERYXLOG" | head -n 1)
+        [ -n "$pid" ] && [ -S "$1/pg_wal/ferry-prefetch/.sock" ] && break
+        sleep 0.1
+    done
+    [ -n "$pid" ] && ps -L -o ni= -p "$pid" | tr -d ' ' | sort -u | tr '\n' ' '
+}
+base=$(ps -o ni= -p $$ | tr -d ' ')
+low=$((base + 10 > 19 ? 19 : base + 10))
+for mode in archive standby; do
+    mkdir -p "$T/prio-$mode/pg_wal"
+    [ "$mode" = standby ] && touch "$T/prio-$mode/standby.signal"
+    chown -R postgres: "$T/prio-$mode"
+    run_pg_in "$T/prio-$mode" "$WAL_FETCH" --repo "file://$PGT/repo2" \
+        --encryption-passphrase 'front-secret-1' "$one" "$T/prio-$mode/pg_wal/RECOVERYXLOG"
+    expect_rc 0 "a fetch in $mode mode"
+    want=$([ "$mode" = standby ] && echo "$base" || echo "$low")
+    expect_eq "$(prefetcher_nice "$T/prio-$mode")" "$want " \
+        "its prefetcher's threads run at nice $want ($mode mode; the call at $base)"
+done
 done_testing
