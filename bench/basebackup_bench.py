@@ -88,14 +88,17 @@ class BBBench(wal_bench.Bench):
         return p.stdout.decode().strip()
 
     def timed_rss(self, name, cmd, env=None):
-        """Run cmd as postgres under /usr/bin/time; (seconds, peak RSS KiB). CPU seconds -> self.cpu."""
+        """Run cmd as postgres under /usr/bin/time; (seconds, peak RSS KiB). CPU seconds -> self.cpu;
+        the whole machine's busy CPU seconds meanwhile -> self.mcpu, s3rver's -> self.scpu."""
         tf = os.path.join(self.OUT, 'time-%s.txt' % name)
         lf = os.path.join(self.OUT, 'out-%s.txt' % name)
         with open(lf, 'w') as out:
+            c0 = self.cpu_now()
             t0 = time.monotonic()
             p = subprocess.run(['/usr/bin/time', '-o', tf, '-f', '%M %U %S'] + cmd, env=env or self.base_env(),
                                user=self.user, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
             dt = time.monotonic() - t0
+            self.mcpu, self.scpu = self.cpu_since(c0)
         if p.returncode != 0:
             with open(lf, errors='replace') as f:
                 sys.exit('bench: %s failed (%d): %s\n%s' % (name, p.returncode, ' '.join(cmd), f.read()[-3000:]))
@@ -160,7 +163,7 @@ class BBBench(wal_bench.Bench):
         dt, rss = self.timed_rss('ferry-basebackup-r%d' % r, [
             self.bb_bin] + self.ferry_opts() + ['-h', self.sock, '-p', str(self.pgport), '-U', 'postgres',
                                                 '-c', 'fast', '--json'])
-        self.add('ferry', s=dt, rss=rss, cpu=self.cpu)
+        self.add('ferry', s=dt, rss=rss, cpu=self.cpu, mcpu=self.mcpu, scpu=self.scpu)
         self.stored_size.setdefault('ferry', self.stored('ferry/pg/backups'))
 
     def backup_runbook(self, r):
@@ -171,16 +174,17 @@ class BBBench(wal_bench.Bench):
         t1, rss1 = self.timed_rss('pg_basebackup-r%d' % r, [
             os.path.join(PGBIN, 'pg_basebackup'), '-h', self.sock, '-p', str(self.pgport), '-U', 'postgres',
             '-Ft', '-z', '-c', 'fast', '-D', os.path.join(d, 'base')])
-        cpu1 = self.cpu
+        cpu1, mcpu1, scpu1 = self.cpu, self.mcpu, self.scpu
         t2, rss2 = self.timed_rss('aws-s3-cp-r%d' % r, [
             AWS, '--endpoint-url', self.tls_ep, '--ca-bundle', self.cert, 's3', 'cp', '--recursive',
             '--only-show-errors', os.path.join(d, 'base'), 's3://%s/runbook/r%d/' % (BUCKET, r)])
-        self.add('runbook', s=t1 + t2, rss=max(rss1, rss2), parts=(t1, t2, rss1, rss2), cpu=cpu1 + self.cpu)
+        self.add('runbook', s=t1 + t2, rss=max(rss1, rss2), parts=(t1, t2, rss1, rss2), cpu=cpu1 + self.cpu,
+                 mcpu=mcpu1 + self.mcpu, scpu=scpu1 + self.scpu)
         self.stored_size.setdefault('runbook', self.stored('runbook'))
 
     def backup_pgbr(self, r):
         dt, rss = self.timed_rss('pgbackrest-backup-r%d' % r, self.pgbr('--type=full', 'backup'))
-        self.add('pgbr', s=dt, rss=rss, cpu=self.cpu)
+        self.add('pgbr', s=dt, rss=rss, cpu=self.cpu, mcpu=self.mcpu, scpu=self.scpu)
         self.stored_size.setdefault('pgbr', self.stored('pgbr/backup'))
 
     # ------------------------------------------------------------ restores
@@ -253,6 +257,9 @@ class BBBench(wal_bench.Bench):
                                       for i in range(len(xs[0]['parts'])))
             if 'rows' in xs[0]:
                 r[k]['rows'] = min(x['rows'] for x in xs)
+            if 'mcpu' in xs[0]:
+                r[k]['mcpu'] = med(x['mcpu'] for x in xs)
+                r[k]['scpu'] = med(x['scpu'] for x in xs)
         L = []
         P = L.append
         tput = {k: self.dbbytes / mib / r[k]['s'] for k in ('ferry', 'runbook', 'pgbr')}
@@ -260,8 +267,8 @@ class BBBench(wal_bench.Bench):
           % (self.a.scale, self.dbbytes / mib, self.a.rounds))
         P('')
         P('| tool | wall s (median) | per round | MiB/s (database bytes / wall s) | ferry / tool | '
-          'CPU s (user+sys, median) | stored MiB (objects) | peak RSS MiB |')
-        P('|---|---:|---|---:|---:|---:|---:|---:|')
+          'CPU s (user+sys, median) | machine CPU s (of which s3rver) | stored MiB (objects) | peak RSS MiB |')
+        P('|---|---:|---|---:|---:|---:|---:|---:|---:|')
         rb = r['runbook']['parts']
         rows = [('ferry', 'ferry-basebackup -c fast (server zstd-1, 8 MiB parts, 3 parallel, CRC32C manifest; https)',
                  '%.1f' % (r['ferry']['rss'] / 1024)),
@@ -271,8 +278,12 @@ class BBBench(wal_bench.Bench):
                  '%.1f' % (r['pgbr']['rss'] / 1024))]
         for k, label, rss in rows:
             n, b = r[k]['stored']
-            P('| %s | %.1f | %s | %.1f | %.2fx | %.1f | %.0f (%d) | %s |' % (
-                label, r[k]['s'], r[k]['each'], tput[k], tput['ferry'] / tput[k], r[k]['cpu'], b / mib, n, rss))
+            P('| %s | %.1f | %s | %.1f | %.2fx | %.1f | %.1f (%.1f) | %.0f (%d) | %s |' % (
+                label, r[k]['s'], r[k]['each'], tput[k], tput['ferry'] / tput[k], r[k]['cpu'], r[k]['mcpu'],
+                r[k]['scpu'], b / mib, n, rss))
+        P('')
+        P('Machine CPU s: busy time of all CPUs (/proc/stat) during the backup command(s): the tool, '
+          'PostgreSQL\'s walsender, s3rver (in brackets, from /proc/PID/stat) and anything else.')
         P('')
         P('### Restore until PostgreSQL accepts connections (recovery to the end of the archive), '
           'median of %d rounds' % self.a.rounds)
@@ -295,6 +306,10 @@ class BBBench(wal_bench.Bench):
         rss = max(r['ferry']['rss'], r['r-ferry']['rss'])
         P('- backup throughput vs pgBackRest: %.2fx, goal >= %.1fx: %s' % (g1, GOAL_TPUT, 'met' if g1 >= GOAL_TPUT
                                                                             else 'NOT met'))
+        need = r['pgbr']['s'] / GOAL_TPUT
+        P('  - the goal needs a backup in %.1f s: at most %.1f CPU s for the whole machine with all %d CPUs '
+          'busy; ferry\'s backups used %.1f (s3rver %.1f of it)' % (
+              need, need * os.cpu_count(), os.cpu_count(), r['ferry']['mcpu'], r['ferry']['scpu']))
         P('- restore time vs pgBackRest: %.2fx, goal <= %.1fx: %s' % (g2, GOAL_RTO, 'met' if g2 <= GOAL_RTO
                                                                       else 'NOT met'))
         P('- peak RSS: ferry-basebackup %.1f MiB, ferry-restore %.1f MiB, goal <= 64 MiB: %s' % (

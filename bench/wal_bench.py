@@ -20,6 +20,11 @@ The WAL fixture (and a base backup taken just before it) is made once and
 cached under --scratch; --regen-wal makes a new one. Prints a markdown
 report (also written to SCRATCH/results/report.md, per-call times in
 SCRATCH/results/calls.tsv).
+
+Beside the rates, the report gives the CPU time of each timed round for the
+whole machine (from /proc/stat) and for s3rver (from /proc/PID/stat), per
+segment: on a machine whose CPUs are all busy, no tool can go faster than
+CPUs / (CPU seconds per segment), and the goals are checked against that.
 """
 import argparse
 import os
@@ -92,6 +97,11 @@ def free_port():
     return p
 
 
+# what bench/wal/floor.c measures, per phase
+FLOOR_WORK = {'push': 'read, SHA-256, zstd',
+              'get': 'zstd decoding with its checksum, the spool file\'s write'}
+
+
 class Bench:
     def __init__(self, a):
         self.a = a
@@ -104,6 +114,7 @@ class Bench:
         self.user = 'postgres' if os.geteuid() == 0 else None
         build = os.path.join(ROOT, a.build)
         self.push_bin = os.path.join(build, 'wal-push', 'ferry-wal-push')
+        self.floor_bin = os.path.join(build, 'bench', 'wal-floor')
         self.fetch_bin = os.path.join(build, 'wal-fetch', 'ferry-wal-fetch')
         self.port = free_port()
         self.tls_port = free_port()
@@ -112,8 +123,10 @@ class Bench:
         self.cert = os.path.join(self.S, 's3tls.crt')
         self.calls = []  # (phase, variant, round, seg, seconds, rc)
         self.rounds = {}  # (phase, variant) -> [round wall seconds]
+        self.cpu_rounds = {}  # (phase, variant) -> [(machine busy CPU s, s3rver CPU s) of a round]
         self.errors = {}
         self.srv = None
+        self.floor_cpu = None  # (push, fetch) CPU s per segment of bench/wal/floor.c
 
     # ------------------------------------------------------------ helpers
     def chown(self, path):
@@ -157,6 +170,36 @@ class Bench:
             dt = time.monotonic() - t0
             errf.seek(0)
             return dt, p.returncode, errf.read().decode(errors='replace').strip()
+
+    def cpu_now(self):
+        """CPU seconds so far: the whole machine's busy time, and the s3rver process's."""
+        hz = os.sysconf('SC_CLK_TCK')
+        with open('/proc/stat') as f:
+            v = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+        with open('/proc/%d/stat' % self.srv.pid) as f:
+            st = f.read().rsplit(')', 1)[1].split()
+        return (sum(v) - v[3] - v[4]) / hz, (int(st[11]) + int(st[12])) / hz  # utime + stime
+
+    def cpu_since(self, c0):
+        """(machine, s3rver) CPU seconds since c0, a cpu_now() result."""
+        c1 = self.cpu_now()
+        return c1[0] - c0[0], c1[1] - c0[1]
+
+    def harness_call(self, n=50):
+        """One call of /bin/true made as the tools' calls are: (median wall s, machine CPU s)."""
+        c0 = self.cpu_now()
+        ts = [self.timed(['/bin/true'], self.base_env(), self.S)[0] for _ in range(n)]
+        return statistics.median(ts), self.cpu_since(c0)[0] / n
+
+    def floor(self):
+        """bench/wal/floor.c on the segments: (push, fetch) CPU s per segment of ferry's per-byte
+        work alone (one thread, no process, no network), or None without the program."""
+        if not os.access(self.floor_bin, os.X_OK):
+            return None
+        out = subprocess.run([self.floor_bin, '--rounds', '3', self.W]
+                             + [os.path.join(self.FIX, s) for s in self.segs],
+                             stdout=subprocess.PIPE, check=True).stdout.decode().split()
+        return float(out[1]) / 1e3, float(out[3]) / 1e3
 
     def lingering(self, dirs, words):
         """Pids of processes working in one of dirs or naming one of words (async helpers)."""
@@ -362,6 +405,7 @@ class Bench:
             self.pgbr_conf_cache[(v, r, 'push')] = cfg
             self.sh(['pgbackrest', '--config=' + cfg, '--stanza=bench', '--no-online', 'stanza-create'])
         st = os.path.join(d, 'pg_wal', 'archive_status')
+        c0 = self.cpu_now()
         t0 = time.monotonic()
         for s in self.segs:
             cmd, env = self.push_cmd(v, r, s, d)
@@ -372,6 +416,7 @@ class Bench:
                 self.errors.setdefault(('push', v), []).append('%s: %s' % (s, err))
             self.calls.append(('push', v, r, s, dt, rc))
         self.rounds.setdefault(('push', v), []).append(time.monotonic() - t0)
+        self.cpu_rounds.setdefault(('push', v), []).append(self.cpu_since(c0))
         self.quiesce([d], [self.pgbr_conf_cache.get((v, r, 'push'))])
 
     def run_get(self, v, r):
@@ -381,6 +426,7 @@ class Bench:
             self.pgbr_conf_cache[(v, r, 'get')] = self.pgbr_conf(v, r, 'get', d)
         wal = os.path.join(d, 'pg_wal')
         dest = 'pg_wal/RECOVERYXLOG'  # as PostgreSQL names it during recovery
+        c0 = self.cpu_now()
         t0 = time.monotonic()
         for s in self.segs:
             cmd, env = self.get_cmd(v, r, s, dest)
@@ -391,6 +437,7 @@ class Bench:
                 self.errors.setdefault(('get', v), []).append('%s: %s' % (s, err))
             self.calls.append(('get', v, r, s, dt, rc))
         self.rounds.setdefault(('get', v), []).append(time.monotonic() - t0)
+        self.cpu_rounds.setdefault(('get', v), []).append(self.cpu_since(c0))
         self.quiesce([d], [self.pgbr_conf_cache.get((v, r, 'get'))])
         bad = 0
         for s in self.segs:  # untimed: every restored segment equals the original
@@ -495,14 +542,39 @@ class Bench:
                     names[v][0], sp, ' / '.join('%.1f' % (N / x) for x in rs),
                     statistics.median(ts), p90, fails, len(ts), extra))
 
+        ncpu = os.cpu_count()
+        cpuseg = {}  # (phase, variant) -> median (machine, s3rver) CPU seconds per segment
+
+        def cpu_table(phase, names):
+            P('CPU of the timed rounds, whole machine (every process: the tool, its helpers, '
+              's3rver, the harness), per segment, medians of rounds:')
+            P('')
+            P('| tool / mode | CPU ms/seg | of which s3rver | the rest | machine busy | '
+              'segs/s at this cost with %d CPUs all busy |' % ncpu)
+            P('|---|---:|---:|---:|---:|---:|')
+            for v in (self.push_variants if phase == 'push' else self.get_variants):
+                cs, rs = self.cpu_rounds.get((phase, v)), self.rounds.get((phase, v))
+                if not cs or not rs:
+                    continue
+                busy = statistics.median(c[0] / N for c in cs)
+                srv = statistics.median(c[1] / N for c in cs)
+                use = statistics.median(c[0] / (w * ncpu) for c, w in zip(cs, rs))
+                cpuseg[(phase, v)] = (busy, srv)
+                P('| %s | %.1f | %.1f | %.1f | %.0f%% | %.1f |' % (
+                    names[v][0], busy * 1e3, srv * 1e3, (busy - srv) * 1e3, use * 100,
+                    ncpu / busy if busy > 0 else 0))
+            P('')
+
         P('### Archive (archive_command): %d segments x %d rounds, one process per segment' % (N, self.a.rounds))
         P('')
         table('push', PUSH)
         P('')
+        cpu_table('push', PUSH)
         P('### Restore (restore_command): %d segments x %d rounds, one process per segment' % (N, self.a.rounds))
         P('')
         table('get', GET)
         P('')
+        cpu_table('get', GET)
 
         def ratio_table(phase, names):
             fs = [v for v in names if names[v][1] == 'ferry' and (phase, v) in segps]
@@ -537,6 +609,24 @@ class Bench:
                     P('- %s (ferry %s): %.2fx, goal >= %.1fx: %s' % (
                         what, 'https' if ff.endswith('-tls') else 'http', x, want,
                         'met' if x >= want else 'NOT met'))
+                    if (ph, ff) in cpuseg:
+                        need = want * segps[(ph, p)]
+                        budget = ncpu / need
+                        used, srv = cpuseg[(ph, ff)]
+                        P('  - the goal needs %.1f segs/s here: at most %.1f CPU ms per segment for '
+                          'the whole machine with all %d CPUs busy; ferry\'s rounds used %.1f. Less '
+                          'the harness\'s %.1f and s3rver\'s %.1f, that leaves ferry (every process '
+                          'of it) at most %.1f ms per segment; it used %.1f' % (
+                              need, budget * 1e3, ncpu, used * 1e3, self.harness[1] * 1e3, srv * 1e3,
+                              (budget - self.harness[1] - srv) * 1e3, (used - self.harness[1] - srv) * 1e3))
+                        if self.floor_cpu:
+                            fl = self.floor_cpu[0 if ph == 'push' else 1]
+                            left = budget - self.harness[1] - srv - fl
+                            P('  - ferry\'s per-byte work alone (bench/wal/floor.c: %s, one thread, no '
+                              'process, no network) costs %.1f ms per segment: %s' % (
+                                  FLOOR_WORK[ph], fl * 1e3, 'more than the goal leaves' if left < 0
+                                  else '%.1f ms left for starting the call, TLS, HTTP and the '
+                                  'look-ahead or prefetcher' % (left * 1e3)))
         P('')
         if self.recov:
             P('### Whole PostgreSQL 15 recovery: base backup + %d segments replayed via restore_command' % N)
@@ -601,6 +691,8 @@ class Bench:
         try:
             log('s3rver %s and %s; %d segments from %s; ferry from %s'
                 % (self.ep, self.tls_ep, len(self.segs), self.FIX, a.build))
+            self.harness = self.harness_call()
+            self.floor_cpu = self.floor()
             for r in range(1, a.rounds + 1):
                 vs = self.push_variants[r - 1:] + self.push_variants[:r - 1]  # rotate per round
                 for v in vs:
@@ -640,9 +732,16 @@ class Bench:
                 ver(['barman-cloud-wal-archive', '--version']), ver([AWS, '--version']).split()[0],
                 ver([os.path.join(PGBIN, 'postgres'), '--version']).split()[2]),
             'Segments: %s .. %s. segs/s = segments / wall time of a whole sequential round. '
-            'Load average at the start %.2f, at the end %.2f.' % (
-                self.segs[0], self.segs[-1], self.load0, os.getloadavg()[0]),
+            'Load average at the start %.2f, at the end %.2f. The harness alone (a call of '
+            '/bin/true made as every call is made) takes %.1f ms of wall time and %.1f ms of the '
+            'machine\'s CPU.' % (self.segs[0], self.segs[-1], self.load0, os.getloadavg()[0],
+                                   self.harness[0] * 1e3, self.harness[1] * 1e3),
             '']
+        if self.floor_cpu:
+            head[-1:-1] = ['ferry\'s per-byte work alone (bench/wal/floor.c, one thread, no process, no '
+                           'network): %.1f CPU ms per segment to push (%s), %.1f to fetch (%s).' % (
+                               self.floor_cpu[0] * 1e3, FLOOR_WORK['push'], self.floor_cpu[1] * 1e3,
+                               FLOOR_WORK['get'])]
         rep = '\n'.join(head) + '\n' + self.report()
         with open(os.path.join(self.OUT, 'report.md'), 'w') as f:
             f.write(rep + '\n')
