@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# tools/quickstart, README command one, run as documented (with this build dir): exit 0, the
-# restored orders are exactly the three committed before the target time, its scratch dir
-# is gone and no PostgreSQL it started is left running. As a non-root user it refuses
-# (exit 1) before doing anything.
+# tools/quickstart, README command one, run as documented (with this build dir): exit 0; it
+# used ferry-basebackup, ferry-verify, ferry-restore and ferry-wal-fetch; the restored orders
+# are exactly the three committed before the target time; its scratch dir is gone and no
+# PostgreSQL it started is left running. As a non-root user it refuses (exit 1) before doing
+# anything.
 . "$(dirname "$0")/lib.sh"
 
 QS="$SRC/tools/quickstart"
@@ -18,7 +19,11 @@ expect_eq "$got" "1|apples 2|bread 3|coffee" "it shows exactly the three orders 
 expect_contains "$out" "OK: the orders committed before" "and says so"
 expect_contains "$out" "recovery stopping before commit of transaction" "recovery stopped at the target"
 expect_contains "$out" "archive_command = '$BUILD/wal-push/ferry-wal-push --repo file://" "it archived with ferry-wal-push"
-expect_contains "$out" "restore_command = '$BUILD/wal-fetch/ferry-wal-fetch --repo file://" "it restored with ferry-wal-fetch"
+expect_contains "$out" "$BUILD/basebackup/ferry-basebackup --repo file://" "it took the base backup with ferry-basebackup"
+expect_contains "$out" "  intact: checked 1 backup" "ferry-verify found the backup and the WAL whole"
+expect_contains "$out" "  restored backup " "it restored the backup with ferry-restore"
+expect_contains "$out" "restore_command = '$BUILD/wal-fetch/ferry-wal-fetch " "which set restore_command to ferry-wal-fetch"
+expect_contains "$out" "recovery_target_time = '" "and the target time"
 scratch=$(grep -o '/tmp/ferry-quickstart\.[A-Za-z0-9]*' "$T/qs.out" | head -1)
 expect_ne "$scratch" "" "it names its scratch dir"
 expect_file_absent "$scratch" "the scratch dir is removed"
