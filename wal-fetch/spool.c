@@ -143,10 +143,13 @@ position_write(const char *spool, const char *name)
     char *tmp = xasprintf("%s/.position.%ld", spool, (long)getpid());
     FILE *f = fopen(tmp, "w");
 
-    if (f && fprintf(f, "%s\n", name) > 0 && fclose(f) == 0)
-        rename(tmp, path);
-    else if (f)
-        fclose(f);
+    if (f) {
+        bool written = fprintf(f, "%s\n", name) > 0;
+
+        /* closed once, whatever happened: a failed fclose has closed the stream too */
+        if (fclose(f) == 0 && written)
+            rename(tmp, path);
+    }
     unlink(tmp);
     free(tmp);
     free(path);

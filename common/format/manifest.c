@@ -466,10 +466,9 @@ manifest_free(struct manifest *m)
 struct manifest_file *
 manifest_find(const struct manifest *m, const char *path)
 {
-    struct manifest_file key;
+    struct manifest_file key = {.path = (char *)path};
 
     if (!m->n_files)
         return NULL;
-    key.path = (char *)path;
     return bsearch(&key, m->files, m->n_files, sizeof(*m->files), cmp_files);
 }
