@@ -40,8 +40,9 @@ static const char usage[] =
     "copy. The backup relies on the WAL archive (archive_command = 'ferry-wal-push %p' into\n"
     "the same repository): after the backup it waits until every WAL segment from the start\n"
     "to the stop point is archived, then writes the catalogue entry pg/catalog/<ID>.json.\n"
-    "A backup without its catalogue entry (interrupted, or WAL not archived in time) is\n"
-    "incomplete and is never used for a restore.\n"
+    "A server that archives nothing (archive_mode = off, or no archive_command) is refused\n"
+    "before the backup starts. A backup without its catalogue entry (interrupted, or WAL\n"
+    "not archived in time) is incomplete and is never used for a restore.\n"
     "\n"
     "The connection follows PostgreSQL's tools: -d takes a database name or a conninfo\n"
     "string, and libpq's environment (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGSSLMODE ...) and\n"
@@ -619,6 +620,50 @@ out:
 }
 
 /* True if anything is stored under the backup's prefix already (an ID taken in this second). */
+/*
+ * The backup is consistent only with the WAL from its start to its stop in
+ * the repository: refuse at once a server that archives nothing, instead of
+ * streaming the whole backup and then waiting --wal-timeout for WAL that
+ * never comes (pgBackRest checks the same before a backup). A standby's own
+ * settings say nothing of its primary's, which archives what it needs;
+ * before PostgreSQL 14 a standby cannot be told from a primary here, so
+ * archive_mode = off is only a notice there.
+ */
+static int
+check_archiving(PGconn *conn, const struct pg_system *sys, struct err *err)
+{
+    char mode[32], command[64], library[64] = "";
+
+    if (sys->standby)
+        return 0;
+    if (pg_show(conn, "archive_mode", mode, sizeof(mode), err) < 0)
+        return -1;
+    if (strcmp(mode, "off") == 0) {
+        if (sys->version_num < 140000) {
+            log_notice("archive_mode is off on the server: unless it is a standby whose "
+                       "primary archives into the repository, the backup will wait "
+                       "--wal-timeout for WAL that never comes");
+            return 0;
+        }
+        return err_set(err, ERR_CONFIG,
+                       "the server does not archive its WAL (archive_mode = off), and a backup "
+                       "needs the WAL from its start to its stop in the repository: set "
+                       "archive_mode = on (restart) and archive_command = 'ferry-wal-push %%p'");
+    }
+    /* only whether they are empty matters: a longer value is cut */
+    if (pg_show(conn, "archive_command", command, sizeof(command), err) < 0 ||
+        (sys->version_num >= 150000 &&
+         pg_show(conn, "archive_library", library, sizeof(library), err) < 0))
+        return -1;
+    if (!command[0] && !library[0])
+        return err_set(err, ERR_CONFIG,
+                       "the server archives nothing (archive_mode = %s, archive_command is "
+                       "empty), and a backup needs the WAL from its start to its stop in the "
+                       "repository: set archive_command = 'ferry-wal-push %%p' (reload)",
+                       mode);
+    return 0;
+}
+
 static int
 has_any(const struct repo_entry *ent, void *arg)
 {
@@ -781,6 +826,8 @@ main(int argc, char **argv)
     struct archive ar = {cli.repo, cli.oopts, cli.key};
     struct cluster_info ci = {sys.sysid, sys.version_num / 10000, sys.seg_size, sys.blcksz};
     if (archive_cluster_check(&ar, &ci, "the server", &err) < 0)
+        goto out;
+    if (check_archiving(conn, &sys, &err) < 0)
         goto out;
 
     /* the ID is the start time; one backup per second and repository */

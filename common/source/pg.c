@@ -180,24 +180,38 @@ pg_parse_size(const char *s, uint64_t *out, struct err *err)
     return err_set(err, ERR_USAGE, "invalid size \"%s\"", s);
 }
 
-static int
-show_size(PGconn *conn, const char *name, uint32_t *out, struct err *err)
+int
+pg_show(PGconn *conn, const char *name, char *out, size_t size, struct err *err)
 {
-    char cmd[64];
+    char cmd[96];
     PGresult *res;
-    uint64_t v;
 
     snprintf(cmd, sizeof(cmd), "SHOW %s", name);
     if (exec_row(conn, cmd, 1, &res, err) < 0)
         return -1;
-    if (pg_parse_size(PQgetvalue(res, 0, 0), &v, err) < 0 || v == 0 || v > UINT32_MAX) {
-        err_set(err, ERR_REMOTE, "the server reports an invalid %s \"%s\"", name,
-                PQgetvalue(res, 0, 0));
-        PQclear(res);
-        return -1;
-    }
-    *out = (uint32_t)v;
+    const char *v = PQgetvalue(res, 0, 0);
+    size_t n = strlen(v);
+    int truncated = n >= size;
+    if (truncated)
+        n = size - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
     PQclear(res);
+    return truncated;
+}
+
+static int
+show_size(PGconn *conn, const char *name, uint32_t *out, struct err *err)
+{
+    char v[64];
+    uint64_t n;
+
+    int r = pg_show(conn, name, v, sizeof(v), err);
+    if (r < 0)
+        return -1;
+    if (r > 0 || pg_parse_size(v, &n, err) < 0 || n == 0 || n > UINT32_MAX)
+        return err_set(err, ERR_REMOTE, "the server reports an invalid %s \"%s\"", name, v);
+    *out = (uint32_t)n;
     return 0;
 }
 

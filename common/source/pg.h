@@ -51,6 +51,13 @@ struct pg_system {
 int pg_identify(PGconn *conn, struct pg_system *out, struct err *err);
 
 /*
+ * SHOW NAME: the setting's text into out (size > 0 bytes with the NUL).
+ * 0, or 1 when it was longer and out holds its first size - 1 bytes; -1
+ * when the server refuses.
+ */
+int pg_show(PGconn *conn, const char *name, char *out, size_t size, struct err *err);
+
+/*
  * Parse a size as SHOW prints it: "16MB", "1GB", "8192", "8kB". Units B,
  * kB, MB, GB, TB (powers of 1024). ERR_USAGE when malformed.
  */

@@ -143,10 +143,24 @@ expect_bb_error "the server is from cluster $sysid_o (PostgreSQL 15, 16777216-by
     "refused: the message names both system identifiers"
 expect_eq "$(catalog_ids "$CFG" | wc -l)" 5 "no catalogue entry added"
 
-section "archiving broken: the WAL wait times out"
+section "a server that archives nothing is refused before the backup starts"
 CFG2="$PGT/ferry2.conf"
 ferry_cfg "$CFG2" "repo = file://$PGT/repo2"
-pg_conf "$O" "archive_mode = on" "archive_command = '/bin/false'"
+T0=$(now)
+bb "$CFG2" "$O" -c fast
+expect_bb_error "the server does not archive its WAL (archive_mode = off), and a backup needs the WAL from its start to its stop in the repository: set archive_mode = on (restart) and archive_command = 'ferry-wal-push %p'" \
+    "archive_mode = off: refused, saying what to set"
+expect_le "$(elapsed "$T0")" 30 "at once, without waiting for WAL"
+expect_eq "$(repo_ls "$CFG2" pg/backups/)" "" "nothing stored"
+pg_conf "$O" "archive_mode = on"
+pg_stop "$O" && pg_start "$O" || bail "the other cluster restarts with archive_mode = on" "$(tail -5 "$O.log")"
+bb "$CFG2" "$O" -c fast
+expect_bb_error "the server archives nothing (archive_mode = on, archive_command is empty), and a backup needs the WAL from its start to its stop in the repository: set archive_command = 'ferry-wal-push %p' (reload)" \
+    "archive_command empty: refused"
+expect_eq "$(repo_ls "$CFG2" pg/backups/)" "" "nothing stored"
+
+section "archiving broken: the WAL wait times out"
+pg_conf "$O" "archive_command = '/bin/false'"
 pg_stop "$O" && pg_start "$O" || bail "the other cluster restarts with archive_command = /bin/false" "$(tail -5 "$O.log")"
 T0=$(now)
 bb "$CFG2" "$O" -c fast --wal-timeout 3
