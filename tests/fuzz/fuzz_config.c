@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Fuzz target for the config file parser (base/config.c): any bytes either
- * parse into entries whose names are valid and unique, or fail with a
- * message naming the file and a line.
+ * parse into entries whose names are valid and unique within their section,
+ * or fail with a message naming the file and a line.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +34,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (c->entries[i].line < 1 || !c->entries[i].value)
             abort();
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(c->entries[j].name, n) == 0)
+        /* a name appears once per section ([program] sections may repeat it) */
+        const char *sec = c->entries[i].section;
+        for (size_t j = 0; j < i; j++) {
+            const char *sj = c->entries[j].section;
+            bool same = sj == sec || (sj && sec && strcmp(sj, sec) == 0);
+            if (same && strcmp(c->entries[j].name, n) == 0)
                 abort();
+        }
     }
     config_free(c);
     return 0;
