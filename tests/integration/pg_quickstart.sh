@@ -24,6 +24,9 @@ expect_contains "$out" "  intact: checked 1 backup" "ferry-verify found the back
 expect_contains "$out" "  restored backup " "it restored the backup with ferry-restore"
 expect_contains "$out" "restore_command = '$BUILD/wal-fetch/ferry-wal-fetch " "which set restore_command to ferry-wal-fetch"
 expect_contains "$out" "recovery_target_time = '" "and the target time"
+rt=$(grep -E '^recovery time: [0-9]+\.[0-9]{3} s \(ferry-restore [0-9]+\.[0-9]{3} s, then PostgreSQL until promoted [0-9]+\.[0-9]{3} s\)$' "$T/qs.out")
+expect_ne "$rt" "" "it prints the recovery time, split between ferry-restore and PostgreSQL"
+diag "$rt"
 scratch=$(grep -o '/tmp/ferry-quickstart\.[A-Za-z0-9]*' "$T/qs.out" | head -1)
 expect_ne "$scratch" "" "it names its scratch dir"
 expect_file_absent "$scratch" "the scratch dir is removed"
