@@ -619,7 +619,6 @@ out:
     return rc;
 }
 
-/* True if anything is stored under the backup's prefix already (an ID taken in this second). */
 /*
  * The backup is consistent only with the WAL from its start to its stop in
  * the repository: refuse at once a server that archives nothing, instead of
@@ -664,6 +663,7 @@ check_archiving(PGconn *conn, const struct pg_system *sys, struct err *err)
     return 0;
 }
 
+/* True if anything is stored under the backup's prefix already (an ID taken in this second). */
 static int
 has_any(const struct repo_entry *ent, void *arg)
 {
