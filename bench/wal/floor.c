@@ -100,13 +100,15 @@ fetch_one(const struct buf *obj, const char *dest)
 int
 main(int argc, char **argv)
 {
-    int rounds = 3, first = 1;
+    long rounds = 3;
+    int first = 1;
+    char *end = NULL;
 
     if (argc > 2 && strcmp(argv[1], "--rounds") == 0) {
-        rounds = atoi(argv[2]);
+        rounds = strtol(argv[2], &end, 10);
         first = 3;
     }
-    if (rounds < 1 || argc - first < 2) {
+    if ((end && *end) || rounds < 1 || rounds > 1000 || argc - first < 2) {
         fprintf(stderr, "usage: wal-floor [--rounds N] DIR SEGMENT...\n");
         return 2;
     }
@@ -137,7 +139,7 @@ main(int argc, char **argv)
         }
         fetch_ms[r] = spent / n;
     }
-    printf("push %.2f fetch %.2f\n", median(push_ms, rounds), median(fetch_ms, rounds));
+    printf("push %.2f fetch %.2f\n", median(push_ms, (int)rounds), median(fetch_ms, (int)rounds));
     for (int i = 0; i < n; i++)
         buf_free(&objs[i]);
     free(objs);
